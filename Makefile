@@ -1,0 +1,56 @@
+# Two commands do everything on a fresh clone:
+#   make course   set up .venv, then run every chapter on the embedded mini-wiki data
+#   make test     set up .venv, then unit tests, pytest --nbval over notebooks/, and the browser test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Pinned here (not in pyproject) so Colab keeps its own preinstalled torch.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+COURSE_HOME ?= $(CURDIR)/.course_data/course
+TEST_HOME ?= $(CURDIR)/.course_data/test
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup course test unit nbval browser lab benchmarks clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Each run starts from a clean course home (the generated dataset archive is kept), so the
+# notebooks' outputs are the same on every run and can be committed.
+course: setup
+	$(PY) scripts/run_course.py --home $(COURSE_HOME)
+
+unit: setup
+	FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
+
+nbval: setup
+	rm -rf $(TEST_HOME)/nbval
+	cd notebooks && FACE_AGING_HOME=$(TEST_HOME)/nbval ../$(PY) -m pytest --nbval -p no:cacheprovider \
+		--nbval-sanitize-with ../tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q .
+
+# Runs after nbval so notebook 05 finds the checkpoints that the nbval run trained.
+browser: setup
+	bash scripts/ensure_chromium.sh
+	FACE_AGING_HOME=$(TEST_HOME)/nbval $(PY) -m pytest tests -m browser -q
+
+test: setup
+	$(MAKE) unit
+	$(MAKE) nbval
+	$(MAKE) browser
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+benchmarks: setup
+	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/train_step.py
+
+clean:
+	rm -rf .course_data test-artifacts

@@ -1,0 +1,34 @@
+"""Key figures of each chapter, written by the notebooks and tabled by ``make course``."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .paths import summary_dir
+
+
+def record_summary(chapter: str, **figures) -> Path:
+    """Store a chapter's key figures (numbers or short strings) as JSON."""
+    folder = summary_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{chapter}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(figures, indent=1, default=float))
+    os.replace(tmp, path)
+    return path
+
+
+def read_summary(chapter: str) -> dict:
+    path = summary_dir() / f"{chapter}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def format_figures(figures: dict) -> str:
+    """One readable line: ``name=value`` pairs, floats to 3 significant digits."""
+    parts = []
+    for name, value in figures.items():
+        if isinstance(value, float):
+            value = f"{value:.3g}"
+        parts.append(f"{name}={value}")
+    return ", ".join(parts)
