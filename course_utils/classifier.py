@@ -23,8 +23,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.imaging import to_model_range
-from course_utils.paths import run_dir
+from .checkpoints import load_checkpoint, save_checkpoint
+from .imaging import to_model_range
+from .paths import run_dir
 
 CHECKPOINT_KIND = "classifier"
 PREDICT_BATCH_SIZE = 256
@@ -87,25 +88,24 @@ class LogisticBaseline(nn.Module):
 
     architecture = "logistic"
 
-    def __init__(self, n_classes: int = 2, image_size: int = 64, width: int = 16):
+    def __init__(self, n_classes: int = 2, image_size: int = 64, pooled_size: int = 16):
         super().__init__()
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-        if image_size % width:
-            raise ValueError(f"image_size {image_size} is not a multiple of the pooled size {width}")
+        if image_size % pooled_size:
+            raise ValueError(f"image_size {image_size} is not a multiple of pooled_size {pooled_size}")
         self.n_classes = n_classes
         self.image_size = image_size
-        # "width" is the pooled side length, so both models share one config schema.
-        self.width = width
-        n_features = 3 * width * width
-        self.pool = nn.AdaptiveAvgPool2d(width)
+        self.pooled_size = pooled_size
+        n_features = 3 * pooled_size * pooled_size
+        self.pool = nn.AdaptiveAvgPool2d(pooled_size)
         self.standardise = nn.BatchNorm1d(n_features, affine=False, momentum=None)
         self.linear = nn.Linear(n_features, n_classes)
 
     def config(self) -> dict:
         """The primitives needed to rebuild this model from a checkpoint."""
         return {"architecture": self.architecture, "n_classes": self.n_classes,
-                "image_size": self.image_size, "width": self.width}
+                "image_size": self.image_size, "pooled_size": self.pooled_size}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_image_batch(images, self.image_size)
@@ -262,7 +262,7 @@ def balanced_class_weights(labels, n_classes: int) -> torch.Tensor:
 
 
 def train_classifier(model: nn.Module, images_uint8, labels, val_images=None, val_labels=None,
-                     epochs: int = 8, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
+                     epochs: int = 6, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
                      augment: bool = True, progress: bool = True,
                      class_weighting: bool = True) -> tuple[nn.Module, pd.DataFrame]:
     """Train a classifier with Adam and (class-weighted) cross-entropy.
@@ -338,8 +338,6 @@ def default_classifier_path() -> Path:
 def save_classifier(model: nn.Module, path: str | Path | None = None,
                     history: pd.DataFrame | None = None) -> Path:
     """Save a classifier (and optionally its training history) as a "classifier" checkpoint."""
-    from course_utils.checkpoints import save_checkpoint
-
     if not hasattr(model, "config"):
         raise ValueError(f"{type(model).__name__} is not a course classifier (no config())")
     path = Path(path) if path is not None else default_classifier_path()
@@ -362,8 +360,6 @@ def load_classifier(path: str | Path | None = None, device: str | torch.device =
 
     With ``return_history`` also returns the training history DataFrame (or None).
     """
-    from course_utils.checkpoints import load_checkpoint
-
     path = Path(path) if path is not None else default_classifier_path()
     checkpoint = load_checkpoint(path, CHECKPOINT_KIND)
     config = dict(checkpoint["config"])
