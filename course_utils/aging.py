@@ -1,0 +1,296 @@
+"""Age a face end to end: encode -> refine the latent -> render at a target age.
+
+The encoder gives a quick first guess of a face's latent z; a few gradient
+steps on z (``refine_latent``) then pull the generator's reconstruction closer
+to the photo, as Age-cGAN does. Changing the target age only changes the
+condition, so with z cached each new age costs one generator pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from course_utils.conditioning import one_hot, soft_condition
+from course_utils.imaging import to_model_range, to_uint8
+
+
+@dataclass
+class AgingResult:
+    """One aged face. Images are uint8 (H, W, 3); ``z`` is the latent (z_dim,)."""
+
+    original: np.ndarray
+    reconstruction: np.ndarray  # G(z, source): how well the latent captures the face
+    aged: np.ndarray  # G(z, target)
+    z: torch.Tensor
+    source: int
+    target: int | float  # a group index or a position between groups
+    history: dict[str, list[float]] | None = field(default=None, repr=False)  # None on a cache hit
+
+
+class LatentCache:
+    """A small least-recently-used store of (z, reconstruction) per face.
+
+    Keys come from ``key_for``. Clear it after retraining a model: the key
+    knows which model objects were used, not their current weights.
+    """
+
+    def __init__(self, max_items: int = 64):
+        if max_items < 1:
+            raise ValueError(f"max_items must be positive, got {max_items}")
+        self.max_items = max_items
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[str, tuple[torch.Tensor, np.ndarray]] = OrderedDict()
+
+    @staticmethod
+    def key_for(image: torch.Tensor, source: int, refine_steps: int, *models: nn.Module) -> str:
+        """A key from the image's bytes, the source group, the refinement and the models used."""
+        digest = hashlib.sha1(image.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(repr((tuple(image.shape), source, refine_steps, [id(m) for m in models])).encode())
+        return digest.hexdigest()
+
+    def get(self, key: str):
+        """The cached value or None; counts hits and misses."""
+        if key in self._items:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return self._items[key]
+        self.misses += 1
+        return None
+
+    def put(self, key: str, value) -> None:
+        """Store a value, dropping the least recently used one when full."""
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything (e.g. after the models changed)."""
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def encode(encoder: nn.Module, images) -> torch.Tensor:
+    """Latents z (N, z_dim) for images (uint8 (N, H, W, 3) or float (N, 3, H, W) in [-1, 1])."""
+    images = _as_model_images(images).to(_device_of(encoder))
+    with _evaluating(encoder), torch.no_grad():
+        return encoder(images)
+
+
+def refine_latent(
+    generator: nn.Module,
+    z_init: torch.Tensor,
+    images,
+    condition: torch.Tensor,
+    steps: int = 100,
+    lr: float = 0.05,
+    prior_weight: float = 1e-3,
+    progress: bool = False,
+) -> tuple[torch.Tensor, dict[str, list[float]]]:
+    """Optimise z so that G(z, condition) matches ``images``; the generator stays frozen.
+
+    Loss per image = pixel MSE (mean over pixels, in model range) +
+    ``prior_weight`` * (||z|| / sqrt(z_dim) - 1)^2. MSE rather than L1 because
+    it is the encoder's own training loss and its gradient shrinks smoothly
+    near the optimum. The prior keeps ||z|| near sqrt(z_dim), where almost all
+    N(0, I) samples (everything G was trained on) lie; pulling towards 0
+    instead would leave that shell. Each image keeps the z of its lowest loss.
+
+    Returns (z (N, z_dim), history) where history has per-step batch means
+    under "total", "pixel" and "prior", ready for ``pandas.DataFrame(history).plot()``.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    device = _device_of(generator)
+    targets = _as_model_images(images).to(device)
+    z = z_init.detach().clone().to(device).float()
+    if z.ndim != 2 or z.shape[0] != targets.shape[0]:
+        raise ValueError(f"z_init must be (N, z_dim) with N={targets.shape[0]} images, got {tuple(z.shape)}")
+    condition = _batched_condition(condition, targets.shape[0]).to(device)
+    history: dict[str, list[float]] = {"total": [], "pixel": [], "prior": []}
+    best_z, best_loss = z.clone(), torch.full((z.shape[0],), float("inf"), device=device)
+    z.requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    sqrt_dim = z.shape[1] ** 0.5
+    with _frozen(generator):
+        for _ in tqdm(range(steps), desc="refining z", disable=not progress):
+            generated = generator(z, condition)
+            if generated.shape != targets.shape:
+                raise ValueError(
+                    f"the generator makes {tuple(generated.shape[1:])} images but the faces are "
+                    f"{tuple(targets.shape[1:])}; crop them to the generator's size first"
+                )
+            pixel = (generated - targets).pow(2).flatten(1).mean(dim=1)
+            prior = (z.norm(dim=1) / sqrt_dim - 1).pow(2)
+            loss = pixel + prior_weight * prior
+            with torch.no_grad():  # loss belongs to z before this step's update
+                improved = loss < best_loss
+                best_loss = torch.where(improved, loss, best_loss)
+                best_z[improved] = z[improved]
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()  # sum: each z gets its own image's gradient
+            optimizer.step()
+            history["total"].append(loss.mean().item())
+            history["pixel"].append(pixel.mean().item())
+            history["prior"].append(prior.mean().item())
+    return (best_z if steps else z).detach(), history
+
+
+def age_face(
+    face,
+    target: int | float,
+    generator: nn.Module,
+    encoder: nn.Module,
+    source: int | None = None,
+    classifier: nn.Module | None = None,
+    refine_steps: int = 100,
+    cache: LatentCache | None = None,
+) -> AgingResult:
+    """Render ``face`` at a target age group.
+
+    ``face``: uint8 (H, W, 3) or float (3, H, W) / (1, 3, H, W) in [-1, 1], at
+    the generator's image size. ``target``: a group index, or a float between
+    groups (e.g. 0.5) for a soft condition. ``source``: the face's own group
+    (e.g. its dataset label); if None the classifier predicts it. The source
+    condition is used for refinement and the reconstruction.
+    """
+    image = _as_model_images(face)
+    if image.shape[0] != 1:
+        raise ValueError(f"age_face ages one face at a time, got a batch of {image.shape[0]}")
+    n_classes = _n_classes(generator, classifier)
+    target_condition = _target_condition(target, n_classes)
+    if source is None:
+        if classifier is None:
+            raise ValueError("the face's age group is unknown: pass source=<group index> or a classifier")
+        source = predict_group(classifier, image)
+    source = int(source)
+    if not 0 <= source < n_classes:
+        raise ValueError(f"source group {source} is outside 0..{n_classes - 1}")
+
+    key = LatentCache.key_for(image, source, refine_steps, generator, encoder)
+    cached = cache.get(key) if cache is not None else None
+    history = None
+    if cached is None:
+        source_condition = one_hot(torch.tensor([source]), n_classes)
+        z = encode(encoder, image)
+        if refine_steps > 0:
+            z, history = refine_latent(generator, z, image, source_condition, steps=refine_steps)
+        reconstruction = render(generator, z, source_condition)[0]
+        if cache is not None:
+            cache.put(key, (z, reconstruction))
+    else:
+        z, reconstruction = cached
+    aged = render(generator, z, target_condition)[0]
+    return AgingResult(
+        original=to_uint8(image)[0],
+        reconstruction=reconstruction,
+        aged=aged,
+        z=z[0].detach().cpu(),
+        source=source,
+        target=target,
+        history=history,
+    )
+
+
+def render(generator: nn.Module, z: torch.Tensor, condition: torch.Tensor) -> np.ndarray:
+    """G(z, condition) as uint8 images (N, H, W, 3); the condition may be one (C,) row."""
+    device = _device_of(generator)
+    condition = _batched_condition(condition, z.shape[0]).to(device)
+    with _evaluating(generator), torch.no_grad():
+        return to_uint8(generator(z.to(device), condition))
+
+
+def predict_group(classifier: nn.Module, image: torch.Tensor) -> int:
+    """The classifier's most likely age group for one image (1, 3, H, W)."""
+    with _evaluating(classifier), torch.no_grad():
+        logits = classifier(image.to(_device_of(classifier)))
+    return int(logits.argmax(dim=1)[0])
+
+
+def _target_condition(target, n_classes: int) -> torch.Tensor:
+    if isinstance(target, bool) or not isinstance(target, (int, float, np.integer, np.floating)):
+        raise ValueError(f"target must be a group index or a float position, got {target!r}")
+    if isinstance(target, (int, np.integer)):
+        if not 0 <= target < n_classes:
+            raise ValueError(f"target group {target} is outside 0..{n_classes - 1}")
+        return one_hot(torch.tensor([int(target)]), n_classes)
+    return soft_condition(float(target), n_classes).unsqueeze(0)
+
+
+def _n_classes(generator: nn.Module, classifier: nn.Module | None) -> int:
+    for model in (generator, classifier):
+        if model is not None and hasattr(model, "n_classes"):
+            return int(model.n_classes)
+    raise ValueError("cannot tell the number of age groups: the generator has no n_classes attribute")
+
+
+def _as_model_images(images) -> torch.Tensor:
+    """uint8 NHWC/HWC (numpy or tensor) or float NCHW/CHW -> float NCHW in [-1, 1]."""
+    if isinstance(images, np.ndarray) or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8):
+        tensor = torch.as_tensor(images)
+        if tensor.dtype != torch.uint8:
+            raise ValueError(f"numpy images must be uint8 (H, W, 3), got {tensor.dtype}")
+        if tensor.ndim not in (3, 4) or tensor.shape[-1] != 3:
+            raise ValueError(f"uint8 images must be (H, W, 3) or (N, H, W, 3), got {tuple(tensor.shape)}")
+        return to_model_range(tensor)
+    if isinstance(images, torch.Tensor) and images.is_floating_point():
+        tensor = images.detach().float()
+        if tensor.ndim == 3:
+            tensor = tensor.unsqueeze(0)
+        if tensor.ndim != 4 or tensor.shape[1] != 3:
+            raise ValueError(f"float images must be (3, H, W) or (N, 3, H, W), got {tuple(images.shape)}")
+        return tensor
+    raise ValueError(f"expected uint8 (H, W, 3) or float (N, 3, H, W) images, got {type(images).__name__}")
+
+
+def _batched_condition(condition, count: int) -> torch.Tensor:
+    condition = torch.as_tensor(condition, dtype=torch.float32)
+    if condition.ndim == 1:
+        condition = condition.unsqueeze(0)
+    if condition.shape[0] == 1 and count != 1:
+        condition = condition.expand(count, -1)
+    if condition.ndim != 2 or condition.shape[0] != count:
+        raise ValueError(f"condition must be (C,) or ({count}, C), got {tuple(condition.shape)}")
+    return condition
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _evaluating(*models: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block (BatchNorm uses running stats), previous modes after."""
+    modes = [model.training for model in models]
+    try:
+        for model in models:
+            model.eval()
+        yield
+    finally:
+        for model, mode in zip(models, modes):
+            model.train(mode)
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside the block; both restored after."""
+    flags = [p.requires_grad for p in model.parameters()]
+    try:
+        model.requires_grad_(False)
+        with _evaluating(model):
+            yield
+    finally:
+        for parameter, flag in zip(model.parameters(), flags):
+            parameter.requires_grad_(flag)

@@ -1,0 +1,89 @@
+"""Image quality and diversity measures for model tensors in [-1, 1].
+
+``data_range`` is 2.0 by default because model images span [-1, 1].
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image: (N, C, H, W) pairs -> (N,).
+
+    Identical images give ``inf``.
+    """
+    a, b = _paired_batches(a, b)
+    mse = (a - b).pow(2).flatten(1).mean(dim=1)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Structural similarity per image (Wang et al. 2004): (N, C, H, W) pairs -> (N,).
+
+    Uses an 11x11 Gaussian window (sigma 1.5), K1=0.01, K2=0.03, population
+    (co)variances and only window positions fully inside the image ("valid"),
+    averaged over positions and channels. Identical images give 1.0.
+    """
+    a, b = _paired_batches(a, b)
+    channels, height, width = a.shape[1:]
+    if min(height, width) < SSIM_WINDOW:
+        raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {height}x{width}")
+    a, b = a.double(), b.double()  # variances are small differences of large terms
+    window = _gaussian_window(SSIM_WINDOW, SSIM_SIGMA, a.device).expand(channels, 1, -1, -1)
+
+    def local_mean(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, window, groups=channels)  # one filter per channel
+
+    mean_a, mean_b = local_mean(a), local_mean(b)
+    var_a = local_mean(a * a) - mean_a**2
+    var_b = local_mean(b * b) - mean_b**2
+    covariance = local_mean(a * b) - mean_a * mean_b
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    ssim_map = ((2 * mean_a * mean_b + c1) * (2 * covariance + c2)) / (
+        (mean_a**2 + mean_b**2 + c1) * (var_a + var_b + c2)
+    )
+    return ssim_map.flatten(1).mean(dim=1).float()
+
+
+def mean_pairwise_distance(images: torch.Tensor, chunk_size: int = 256) -> float:
+    """Mean L2 distance between all pairs of images, a mode-collapse check.
+
+    A collapsed generator gives a value near 0. Computed in row chunks so
+    memory stays at ``chunk_size * N`` distances instead of ``N * N``.
+    """
+    flat = torch.as_tensor(images).detach().flatten(1).double()
+    count = flat.shape[0]
+    if count < 2:
+        raise ValueError(f"need at least 2 images for pairwise distances, got {count}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    total = torch.zeros((), dtype=torch.float64)
+    for start in range(0, count, chunk_size):
+        distances = torch.cdist(flat[start : start + chunk_size], flat)
+        total += distances.sum()
+    pairs = count * (count - 1)  # each unordered pair was counted twice; the diagonal is 0
+    return float(total / pairs)
+
+
+def _gaussian_window(size: int, sigma: float, device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    profile = torch.exp(-(coords**2) / (2 * sigma**2))
+    profile /= profile.sum()
+    return torch.outer(profile, profile)[None, None]
+
+
+def _paired_batches(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accept (C, H, W) or (N, C, H, W) tensors of the same shape."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    if a.shape != b.shape:
+        raise ValueError(f"image batches differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim == 3:
+        a, b = a.unsqueeze(0), b.unsqueeze(0)
+    if a.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W) or (C, H, W), got shape {tuple(a.shape)}")
+    return a.detach().float(), b.detach().float()

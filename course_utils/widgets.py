@@ -1,0 +1,224 @@
+"""An interactive age slider: pick a face or upload a photo, then drag the age.
+
+All callbacks live on ``AgeSliderApp`` so they can be unit-tested without a
+browser: set ``app.slider.value`` (or the picker / upload value) and read
+``app.image.value`` and ``app.status.value``.
+"""
+from __future__ import annotations
+
+import io
+import time
+
+import ipywidgets as widgets
+import numpy as np
+from PIL import Image
+
+from course_utils.aging import AgingResult, LatentCache, age_face
+from course_utils.photo import crop_face
+
+PANEL_GAP = 4  # white pixels between the three panels
+
+
+def years_to_position(age: float, age_groups) -> float:
+    """Age in years -> group position (0 = first group), linear between group midpoints.
+
+    Ages before the first midpoint or after the last are clamped to the ends.
+    """
+    midpoints = _midpoints(age_groups)
+    return float(np.interp(age, midpoints, np.arange(len(midpoints))))
+
+
+def position_to_years(position: float, age_groups) -> float:
+    """Group position -> age in years at the matching point between group midpoints."""
+    midpoints = _midpoints(age_groups)
+    return float(np.interp(position, np.arange(len(midpoints)), midpoints))
+
+
+class AgeSliderApp:
+    """Widgets that age a held-out face or an uploaded photo as the learner drags a slider.
+
+    The first time a face is shown it is encoded (and refined for
+    ``refine_steps``); its latent is cached, so moving the slider costs one
+    generator pass. Uploaded photos are centre-cropped to a square, so a
+    roughly centred portrait works best. Without a ``classifier`` an uploaded
+    face is assumed to be in the first age group (the status line says so).
+    """
+
+    def __init__(
+        self,
+        generator,
+        encoder,
+        faces: np.ndarray,
+        labels,
+        age_groups=((20, 30), (40, 50)),
+        classifier=None,
+        refine_steps: int = 50,
+        display_size: int = 192,
+    ):
+        faces = np.asarray(faces)
+        labels = np.asarray(labels).astype(int)
+        if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[-1] != 3 or len(faces) == 0:
+            raise ValueError(f"faces must be a non-empty uint8 array (N, H, W, 3), got {faces.dtype} {faces.shape}")
+        if labels.shape != (len(faces),):
+            raise ValueError(f"need one label per face: {len(faces)} faces, labels of shape {labels.shape}")
+        self.age_groups = [tuple(group) for group in age_groups]
+        n_classes = getattr(generator, "n_classes", len(self.age_groups))
+        if n_classes != len(self.age_groups):
+            raise ValueError(f"the generator has {n_classes} age groups but age_groups lists {len(self.age_groups)}")
+        if labels.min() < 0 or labels.max() >= n_classes:
+            raise ValueError(f"labels must be group indices in 0..{n_classes - 1}")
+        self.generator, self.encoder, self.classifier = generator, encoder, classifier
+        self.faces, self.labels = faces, labels
+        self.refine_steps = refine_steps
+        self.display_size = display_size
+        self.cache = LatentCache()
+        self.last_render_ms: float | None = None
+        self.last_result: AgingResult | None = None
+
+        midpoints = _midpoints(self.age_groups)
+        self.slider = widgets.FloatSlider(
+            value=midpoints[0], min=midpoints[0], max=midpoints[-1], step=1,
+            description="Age (years)", readout_format=".0f", continuous_update=True,
+            style={"description_width": "initial"}, layout=widgets.Layout(width="60%"),
+        )
+        self.picker = widgets.Dropdown(
+            options=[(f"face {i} ({self._group_name(label)} years)", i) for i, label in enumerate(labels)],
+            value=0, description="Held-out face",
+            style={"description_width": "initial"},
+        )
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="Your photo")
+        self.image = widgets.Image(format="png", width=3 * display_size + 2 * PANEL_GAP)
+        # Stable CSS hooks for the browser test (tests/test_browser.py).
+        self.slider.add_class("age-slider")
+        self.image.add_class("aged-image")
+        self.caption = widgets.Label()
+        self.status = widgets.Label()
+        self._widget = widgets.VBox([
+            widgets.HBox([self.picker, self.upload]),
+            self.slider,
+            self.image,
+            self.caption,
+            self.status,
+        ])
+        self._face: np.ndarray = faces[0]
+        self._source: int | None = int(labels[0])
+        self._face_name = "face 0"
+        self._uploaded = False
+
+        self.slider.observe(self._on_slider, names="value")
+        self.picker.observe(self._on_pick, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self._show_face(faces[0], int(labels[0]), "face 0")
+
+    @property
+    def widget(self) -> widgets.VBox:
+        """The whole app, ready for ``display(app.widget)``."""
+        return self._widget
+
+    def _on_slider(self, change) -> None:
+        self._render()
+
+    def _on_pick(self, change) -> None:
+        index = int(change["new"])
+        self._show_face(self.faces[index], int(self.labels[index]), f"face {index}")
+
+    def _on_upload(self, change) -> None:
+        files = _uploaded_files(change["new"])
+        if not files:
+            return  # the value was cleared (also our own reset below)
+        name, content = files[0]
+        try:
+            face = crop_face(content, size=self.faces.shape[1])
+        except Exception as error:  # a bad upload must never break the app
+            self.status.value = f"Could not use '{name}': {error}"
+            return
+        finally:
+            self._reset_upload()
+        source = None if self.classifier is not None else 0
+        self._show_face(face, source, f"'{name}'", uploaded=True)
+
+    def _show_face(self, face: np.ndarray, source: int | None, name: str, uploaded: bool = False) -> None:
+        previous = (self._face, self._source, self._face_name, self._uploaded)
+        self._face, self._source, self._face_name, self._uploaded = face, source, name, uploaded
+        if not self._render():
+            self._face, self._source, self._face_name, self._uploaded = previous
+
+    def _render(self) -> bool:
+        """Age the current face to the slider's age and show it; False (and a status) on failure."""
+        started = time.perf_counter()
+        position = years_to_position(self.slider.value, self.age_groups)
+        try:
+            result = age_face(
+                self._face, position, self.generator, self.encoder,
+                source=self._source, classifier=self.classifier,
+                refine_steps=self.refine_steps, cache=self.cache,
+            )
+        except Exception as error:  # show model/input problems as text, keep the last image
+            self.status.value = f"Could not age {self._face_name}: {error}"
+            return False
+        self.image.value = compose_panels(
+            [result.original, result.reconstruction, result.aged], self.display_size
+        )
+        self.last_result = result
+        self.last_render_ms = (time.perf_counter() - started) * 1000
+        self.caption.value = (
+            f"original | reconstruction | aged to {self.slider.value:.0f} years"
+        )
+        self.status.value = self._describe(result)
+        return True
+
+    def _describe(self, result: AgingResult) -> str:
+        group = self._group_name(result.source)
+        if self._source is None:
+            origin = f"the classifier puts it in {group} years"
+        elif self._uploaded:
+            origin = f"no age classifier given, so assumed to be {group} years"
+        else:
+            origin = f"dataset group {group} years"
+        return f"{self._face_name}: {origin}"
+
+    def _group_name(self, group: int) -> str:
+        low, high = self.age_groups[group]
+        return f"{low}–{high}"
+
+    def _reset_upload(self) -> None:
+        """Clear the upload so choosing the same file again fires a new change."""
+        try:
+            self.upload.value = ()
+        except Exception:  # older ipywidgets use a dict value; leaving it is harmless
+            pass
+
+
+def compose_panels(images, display_size: int) -> bytes:
+    """uint8 (H, W, 3) images side by side, each scaled to display_size, as PNG bytes.
+
+    Nearest-neighbour scaling shows the model's real 64-pixel resolution
+    instead of smoothing it away.
+    """
+    count = len(images)
+    canvas = Image.new("RGB", (count * display_size + (count - 1) * PANEL_GAP, display_size), "white")
+    for i, array in enumerate(images):
+        panel = Image.fromarray(np.asarray(array, dtype=np.uint8)).resize(
+            (display_size, display_size), Image.Resampling.NEAREST
+        )
+        canvas.paste(panel, (i * (display_size + PANEL_GAP), 0))
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG", compress_level=1)  # speed over size: it is redrawn per slider step
+    return buffer.getvalue()
+
+
+def _uploaded_files(value) -> list[tuple[str, bytes]]:
+    """(name, content) pairs from a FileUpload value (ipywidgets 8 tuple, or 7's dict)."""
+    if isinstance(value, dict):
+        return [(name, bytes(item.get("content", b""))) for name, item in value.items()]
+    return [(item.get("name", "upload"), bytes(item.get("content", b""))) for item in value or ()]
+
+
+def _midpoints(age_groups) -> list[float]:
+    groups = [tuple(group) for group in age_groups]
+    if not groups or any(len(group) != 2 or group[0] > group[1] for group in groups):
+        raise ValueError(f"age_groups must be a non-empty list of (low, high) years, got {age_groups!r}")
+    midpoints = [(low + high) / 2 for low, high in groups]
+    if any(b <= a for a, b in zip(midpoints, midpoints[1:])):
+        raise ValueError(f"age_groups must be in increasing order, got {age_groups!r}")
+    return midpoints

@@ -1,0 +1,224 @@
+"""encode / refine_latent / age_face / LatentCache with tiny stand-in models."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_utils.aging import AgingResult, LatentCache, age_face, encode, refine_latent
+from course_utils.conditioning import one_hot
+
+Z_DIM, N_CLASSES, SIZE = 8, 2, 8
+
+
+class TinyGenerator(nn.Module):
+    """G(z, condition) -> (N, 3, SIZE, SIZE) tanh images, like the real Generator.
+
+    BatchNorm1d refuses a batch of one in train mode, so a single-face call
+    only works if callers switch to eval mode as they should.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.n_classes, self.z_dim, self.image_size = N_CLASSES, Z_DIM, SIZE
+        self.hidden = nn.Sequential(nn.Linear(Z_DIM + N_CLASSES, 32), nn.BatchNorm1d(32), nn.ReLU())
+        self.out = nn.Linear(32, 3 * SIZE * SIZE)
+        self.calls = 0
+
+    def forward(self, z, condition):
+        self.calls += 1
+        hidden = self.hidden(torch.cat([z, condition], dim=1))
+        return torch.tanh(self.out(hidden)).view(-1, 3, SIZE, SIZE)
+
+
+class TinyEncoder(nn.Module):
+    """E(images) -> (N, Z_DIM), no final activation, counting its calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, Z_DIM))
+        self.calls = 0
+
+    def forward(self, images):
+        self.calls += 1
+        return self.net(images)
+
+
+class FixedClassifier(nn.Module):
+    """Always predicts ``group``."""
+
+    def __init__(self, group):
+        super().__init__()
+        self.n_classes = N_CLASSES
+        self.bias = nn.Parameter(torch.zeros(N_CLASSES))
+        self.group = group
+
+    def forward(self, images):
+        logits = torch.zeros(images.shape[0], N_CLASSES) + self.bias
+        logits[:, self.group] = 5.0
+        return logits
+
+
+@pytest.fixture
+def models():
+    torch.manual_seed(0)
+    generator, encoder = TinyGenerator(), TinyEncoder()
+    # Give BatchNorm non-trivial running statistics, as after training.
+    with torch.no_grad():
+        generator(torch.randn(64, Z_DIM), one_hot(torch.randint(0, 2, (64,)), N_CLASSES))
+    generator.calls = 0
+    return generator, encoder
+
+
+def a_face(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+
+
+def test_encode_uses_eval_mode_without_gradients_and_restores_mode(models):
+    _, encoder = models
+    encoder.train()
+    z = encode(encoder, a_face()[None])
+    assert z.shape == (1, Z_DIM) and not z.requires_grad
+    assert encoder.training
+
+
+def test_refine_latent_lowers_the_pixel_loss_and_leaves_generator_untouched(models):
+    generator, _ = models
+    generator.train()
+    flags_before = [p.requires_grad for p in generator.parameters()]
+    weights_before = [p.detach().clone() for p in generator.parameters()]
+    condition = one_hot(torch.tensor([0, 1, 1]), N_CLASSES)
+    with torch.no_grad():
+        generator.eval()
+        targets = generator(torch.randn(3, Z_DIM), condition)
+        generator.train()
+    z_init = torch.randn(3, Z_DIM)
+
+    z, history = refine_latent(generator, z_init, targets, condition, steps=60, lr=0.05)
+
+    assert z.shape == (3, Z_DIM) and not z.requires_grad
+    assert set(history) == {"total", "pixel", "prior"} and len(history["pixel"]) == 60
+    assert history["pixel"][-1] < 0.5 * history["pixel"][0]
+    assert generator.training, "train mode must be restored"
+    assert [p.requires_grad for p in generator.parameters()] == flags_before
+    assert all(p.grad is None for p in generator.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(weights_before, generator.parameters()))
+    assert not torch.equal(z_init, z)
+
+
+def test_refine_latent_returns_the_best_latent_seen(models):
+    generator, _ = models
+    condition = one_hot(torch.tensor([0]), N_CLASSES)
+    targets = torch.zeros(1, 3, SIZE, SIZE)
+    z, history = refine_latent(generator, torch.randn(1, Z_DIM), targets, condition, steps=30, lr=2.0)
+    generator.eval()
+    with torch.no_grad():
+        final_pixel = (generator(z, condition) - targets).pow(2).mean().item()
+    assert final_pixel <= min(history["pixel"]) + 1e-6
+
+
+def test_refine_latent_prior_pulls_norm_towards_sqrt_z_dim(models):
+    generator, _ = models
+    condition = one_hot(torch.tensor([0]), N_CLASSES)
+    z_far = torch.full((1, Z_DIM), 5.0)  # norm sqrt(8) * 5, far outside the N(0, I) shell
+    with torch.no_grad():
+        generator.eval()
+        targets = generator(z_far, condition)
+    z, _ = refine_latent(generator, z_far, targets, condition, steps=40, lr=0.1, prior_weight=10.0)
+    assert z.norm() < z_far.norm()
+
+
+def test_refine_latent_zero_steps_and_bad_arguments(models):
+    generator, _ = models
+    z0 = torch.randn(2, Z_DIM)
+    targets = torch.zeros(2, 3, SIZE, SIZE)
+    z, history = refine_latent(generator, z0, targets, one_hot(torch.tensor([0]), N_CLASSES)[0], steps=0)
+    assert torch.equal(z, z0) and history["pixel"] == []
+    with pytest.raises(ValueError, match="z_init must be"):
+        refine_latent(generator, torch.randn(3, Z_DIM), targets, torch.tensor([1.0, 0.0]), steps=1)
+    with pytest.raises(ValueError, match="crop them to the generator's size"):
+        refine_latent(generator, z0, torch.zeros(2, 3, 16, 16), torch.tensor([1.0, 0.0]), steps=1)
+
+
+def test_age_face_result_and_reconstruction_equals_aged_at_source(models):
+    generator, encoder = models
+    result = age_face(a_face(), 1, generator, encoder, source=1, refine_steps=5)
+    assert isinstance(result, AgingResult)
+    for image in (result.original, result.reconstruction, result.aged):
+        assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
+    assert np.array_equal(result.original, a_face())
+    assert np.array_equal(result.reconstruction, result.aged)
+    assert result.z.shape == (Z_DIM,) and result.source == 1 and result.target == 1
+    assert len(result.history["pixel"]) == 5
+
+
+def test_age_face_soft_target_lies_between_groups(models):
+    generator, encoder = models
+    cache = LatentCache()
+    young, middle, old = (
+        age_face(a_face(), target, generator, encoder, source=0, refine_steps=0, cache=cache).aged.astype(int)
+        for target in (0, 0.5, 1)
+    )
+    assert not np.array_equal(young, old)
+    assert not np.array_equal(middle, young) and not np.array_equal(middle, old)
+    assert np.abs(middle - young).mean() < np.abs(old - young).mean()
+
+
+def test_float_target_on_a_group_equals_the_int_target(models):
+    generator, encoder = models
+    as_int = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=0)
+    as_float = age_face(a_face(), 1.0, generator, encoder, source=0, refine_steps=0)
+    assert np.array_equal(as_int.aged, as_float.aged)
+
+
+def test_cache_makes_a_new_target_cost_one_generator_pass(models):
+    generator, encoder = models
+    cache = LatentCache()
+    first = age_face(a_face(), 0, generator, encoder, source=0, refine_steps=10, cache=cache)
+    encoder_calls, generator_calls = encoder.calls, generator.calls
+    second = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=10, cache=cache)
+    assert encoder.calls == encoder_calls
+    assert generator.calls == generator_calls + 1
+    assert second.history is None and torch.equal(first.z, second.z)
+    assert np.array_equal(first.reconstruction, second.reconstruction)
+    assert cache.hits == 1 and cache.misses == 1
+
+    age_face(a_face(seed=1), 1, generator, encoder, source=0, refine_steps=10, cache=cache)
+    age_face(a_face(), 1, generator, encoder, source=1, refine_steps=10, cache=cache)
+    assert cache.misses == 3, "another face or another source must not reuse the latent"
+
+
+def test_source_from_classifier_or_a_clear_error(models):
+    generator, encoder = models
+    result = age_face(a_face(), 0, generator, encoder, classifier=FixedClassifier(1), refine_steps=0)
+    assert result.source == 1
+    with pytest.raises(ValueError, match="pass source=<group index> or a classifier"):
+        age_face(a_face(), 0, generator, encoder, refine_steps=0)
+
+
+@pytest.mark.parametrize(
+    "target, source, message",
+    [(2, 0, "target group 2"), (1.5, 0, "outside"), ("old", 0, "target must be"), (True, 0, "target must be"), (0, 5, "source group 5")],
+)
+def test_age_face_bad_groups(models, target, source, message):
+    generator, encoder = models
+    with pytest.raises(ValueError, match=message):
+        age_face(a_face(), target, generator, encoder, source=source, refine_steps=0)
+
+
+def test_age_face_accepts_a_float_tensor(models):
+    generator, encoder = models
+    face = torch.zeros(3, SIZE, SIZE)
+    result = age_face(face, 0, generator, encoder, source=0, refine_steps=0)
+    assert np.all((result.original == 127) | (result.original == 128))
+
+
+def test_latent_cache_evicts_least_recently_used():
+    cache = LatentCache(max_items=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1
+    cache.put("c", 3)
+    assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
+    assert len(cache) == 2
+    cache.clear()
+    assert len(cache) == 0

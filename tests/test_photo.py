@@ -1,0 +1,282 @@
+"""load_photo / crop_face / photo_to_tensor: every mode, format, size and bad input."""
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import ExifTags, Image
+
+from course_utils.photo import DEFAULT_MAX_SIDE, MIN_SIDE, crop_face, load_photo, photo_to_tensor
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def pixel(image: Image.Image, xy=(0, 0)) -> np.ndarray:
+    return np.asarray(image)[xy[1], xy[0]].astype(int)
+
+
+# ---------------------------------------------------------------- modes
+
+def test_l_png_becomes_grey_rgb():
+    image = load_photo(encoded(Image.new("L", (16, 16), 100), "PNG"))
+    assert image.mode == "RGB" and image.size == (16, 16)
+    assert pixel(image).tolist() == [100, 100, 100]
+
+
+def test_one_bit_png_becomes_white():
+    image = load_photo(encoded(Image.new("1", (16, 16), 1), "PNG"))
+    assert pixel(image).tolist() == [255, 255, 255]
+
+
+def test_la_transparent_and_half_transparent_pixels_composite_on_white():
+    source = Image.new("LA", (16, 16), (0, 0))  # black, fully transparent
+    source.putpixel((1, 1), (0, 128))  # black, half opaque
+    image = load_photo(encoded(source, "PNG"))
+    assert pixel(image).tolist() == [255, 255, 255]
+    assert np.allclose(pixel(image, (1, 1)), 127, atol=2)
+
+
+def test_rgba_hidden_colour_under_transparency_is_not_shown():
+    source = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+    source.putpixel((2, 3), (255, 0, 0, 255))
+    image = load_photo(encoded(source, "PNG"))
+    assert pixel(image).tolist() == [255, 255, 255]
+    assert pixel(image, (2, 3)).tolist() == [255, 0, 0]
+
+
+def test_palette_png_uses_its_palette():
+    source = Image.new("P", (16, 16), 1)
+    source.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    image = load_photo(encoded(source, "PNG"))
+    assert pixel(image).tolist() == [10, 200, 30]
+
+
+def test_palette_png_with_transparency_index_composites_on_white():
+    source = Image.new("P", (16, 16), 0)
+    source.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    source.putpixel((5, 5), 1)
+    image = load_photo(encoded(source, "PNG", transparency=0))
+    assert pixel(image).tolist() == [255, 255, 255]
+    assert pixel(image, (5, 5)).tolist() == [10, 200, 30]
+
+
+def test_cmyk_jpeg_becomes_rgb():
+    source = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # pure red in CMYK
+    image = load_photo(encoded(source, "JPEG", quality=95))
+    assert image.mode == "RGB"
+    assert np.allclose(pixel(image, (8, 8)), [255, 0, 0], atol=12)
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    ramp = np.tile(np.linspace(0, 65535, 16).astype(np.uint16), (16, 1))
+    source = Image.fromarray(ramp)
+    assert source.mode == "I;16"
+    image = load_photo(encoded(source, "PNG"))
+    row = np.asarray(image)[0, :, 0].astype(int)
+    assert row[0] == 0 and row[-1] == 255
+    assert np.all(np.diff(row) > 0), "a ramp must stay a ramp, not clip to white"
+    assert abs(row[8] - round(ramp[0, 8] / 257)) <= 1
+
+
+def test_32_bit_integer_image_with_16_bit_values_is_scaled():
+    source = Image.fromarray(np.full((16, 16), 32896, dtype=np.int32))
+    assert source.mode == "I"
+    assert pixel(load_photo(source)).tolist() == [128, 128, 128]
+
+
+def test_float_image_in_unit_range_is_scaled():
+    source = Image.fromarray(np.full((16, 16), 0.5, dtype=np.float32))
+    assert source.mode == "F"
+    assert pixel(load_photo(source)).tolist() == [128, 128, 128]
+
+
+def test_float_tiff_file_loads():
+    values = np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16)
+    image = load_photo(encoded(Image.fromarray(values), "TIFF"))
+    grey = np.asarray(image)[..., 0]
+    assert grey.min() == 0 and grey.max() == 255
+
+
+# ---------------------------------------------------------------- formats and sources
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_common_formats(fmt):
+    source = Image.new("RGB", (32, 24), (40, 120, 200))
+    image = load_photo(encoded(source, fmt, quality=95) if fmt != "PNG" else encoded(source, fmt))
+    assert image.mode == "RGB" and image.size == (32, 24)
+    assert np.allclose(pixel(image, (10, 10)), [40, 120, 200], atol=6)
+
+
+def test_path_str_and_pathlib(tmp_path):
+    path = tmp_path / "face.png"
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(path)
+    assert pixel(load_photo(path)).tolist() == [1, 2, 3]
+    assert pixel(load_photo(str(path))).tolist() == [1, 2, 3]
+
+
+def test_bytearray_memoryview_and_file_object():
+    data = encoded(Image.new("RGB", (20, 20), (9, 8, 7)), "PNG")
+    for source in (bytearray(data), memoryview(data), io.BytesIO(data)):
+        assert pixel(load_photo(source)).tolist() == [9, 8, 7]
+
+
+def test_pil_input_is_not_modified():
+    source = Image.new("RGBA", (3000, 20), (5, 6, 7, 255))
+    image = load_photo(source)
+    assert image.mode == "RGB" and image.size == (DEFAULT_MAX_SIDE, 14)
+    assert source.mode == "RGBA" and source.size == (3000, 20)
+
+
+def test_uint8_array_input():
+    array = np.zeros((20, 30, 3), dtype=np.uint8)
+    array[..., 1] = 77
+    assert pixel(load_photo(array)).tolist() == [0, 77, 0]
+
+
+def test_exif_orientation_6_rotates_clockwise():
+    source = Image.new("RGB", (40, 20), (0, 0, 255))
+    source.paste((255, 0, 0), (0, 0, 20, 20))  # red left half
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    image = load_photo(encoded(source, "JPEG", quality=95, exif=exif))
+    assert image.size == (20, 40)
+    assert np.allclose(pixel(image, (10, 5)), [255, 0, 0], atol=20), "left half must end up on top"
+    assert np.allclose(pixel(image, (10, 35)), [0, 0, 255], atol=20)
+
+
+# ---------------------------------------------------------------- sizes
+
+def test_very_large_jpeg_is_decoded_small_and_fast():
+    # 12000x9000 = 108 MP, above Pillow's bomb-warning threshold; built in greyscale to keep memory low.
+    data = encoded(Image.new("L", (12000, 9000), 90), "JPEG", quality=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning leaks out
+        image = load_photo(data)
+    assert image.size == (DEFAULT_MAX_SIDE, 1536)
+    assert np.allclose(pixel(image, (100, 100)), 90, atol=3)
+
+
+def test_large_png_is_shrunk_to_max_side():
+    image = load_photo(encoded(Image.new("RGB", (3000, 1000), (50, 60, 70)), "PNG"), max_side=600)
+    assert image.size == (600, 200)
+
+
+def test_decompression_bomb_gives_clear_value_error(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    data = encoded(Image.new("RGB", (100, 100)), "PNG")
+    with pytest.raises(ValueError, match="too large to decode safely"):
+        load_photo(data)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (MIN_SIDE - 1, 100)])
+def test_tiny_images_are_refused(size):
+    with pytest.raises(ValueError, match=rf"{size[0]}x{size[1]} pixels"):
+        load_photo(encoded(Image.new("RGB", size), "PNG"))
+
+
+def test_small_image_is_upscaled_with_a_warning():
+    with pytest.warns(UserWarning, match="upscaling"):
+        face = crop_face(Image.new("RGB", (MIN_SIDE, MIN_SIDE), (30, 40, 50)), size=64)
+    assert face.shape == (64, 64, 3) and face.dtype == np.uint8
+    assert np.allclose(face, [30, 40, 50], atol=1)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (b"hello, this is not an image", "not an image format"),
+        (b"", "empty"),
+        (io.BytesIO(b""), "empty"),
+        (None, "got NoneType"),
+        (42, "got int"),
+        (3.5, "got float"),
+        (np.zeros((10, 10, 3), dtype=np.float32), "uint8"),
+    ],
+)
+def test_bad_inputs_give_value_errors(source, message):
+    with pytest.raises(ValueError, match=message):
+        load_photo(source)
+
+
+def test_truncated_jpeg(tmp_path):
+    rng = np.random.default_rng(0)
+    data = encoded(Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)), "JPEG")
+    with pytest.raises(ValueError, match="could not decode"):
+        load_photo(data[: len(data) // 2])
+
+
+def test_missing_file_and_directory_name_the_path(tmp_path):
+    missing = tmp_path / "nope.jpg"
+    with pytest.raises(ValueError, match="no file at .*nope.jpg"):
+        load_photo(missing)
+    with pytest.raises(ValueError, match="is a directory"):
+        load_photo(tmp_path)
+
+
+def test_text_file_on_disk_and_text_mode_handle(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("just some notes")
+    with pytest.raises(ValueError, match="notes.jpg' is not an image"):
+        load_photo(path)
+    with open(path) as handle, pytest.raises(ValueError, match="binary mode"):
+        load_photo(handle)
+
+
+# ---------------------------------------------------------------- crop_face / photo_to_tensor
+
+def scene() -> Image.Image:
+    """200x100 grey photo with a red 40x40 'face' at (120, 20)-(160, 60)."""
+    image = Image.new("RGB", (200, 100), (128, 128, 128))
+    image.paste((255, 0, 0), (120, 20, 160, 60))
+    return image
+
+
+def test_crop_face_with_box_and_no_margin_is_the_face():
+    face = crop_face(scene(), box=(120, 20, 160, 60), size=32, margin=0.0)
+    assert face.shape == (32, 32, 3) and face.dtype == np.uint8
+    assert np.allclose(face[2:-2, 2:-2], [255, 0, 0], atol=2)
+
+
+def test_crop_face_margin_adds_context_around_the_face():
+    face = crop_face(scene(), box=(120, 20, 160, 60), size=56, margin=0.4)
+    assert np.allclose(face[28, 28], [255, 0, 0], atol=2)
+    assert np.allclose(face[1, 1], [128, 128, 128], atol=2)  # 8 px of context on each side
+
+
+def test_crop_face_box_at_the_edge_stays_inside_the_image():
+    face = crop_face(scene(), box=(180, 0, 200, 20), size=30, margin=1.0)
+    # 40 px square shifted left/down to fit: its top right corner is the image corner.
+    assert np.allclose(face[0, -1], [128, 128, 128], atol=2)
+    assert face.shape == (30, 30, 3)
+
+
+def test_crop_face_without_box_takes_the_centre_square():
+    image = Image.new("RGB", (300, 100), (0, 0, 255))
+    image.paste((0, 255, 0), (100, 0, 200, 100))
+    face = crop_face(image, size=16)
+    # LANCZOS reads a pixel beyond the crop, so only the outermost columns see blue.
+    assert np.allclose(face[:, 1:-1], [0, 255, 0], atol=2)
+    assert face[:, 0, 2].max() < 64
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [((10, 10, 5, 20), "x1 < x2"), ((500, 10, 600, 20), "outside"), ((1, 2, 3), "four numbers"), ("abcd", "four numbers")],
+)
+def test_crop_face_bad_boxes(box, message):
+    with pytest.raises(ValueError, match=message):
+        crop_face(scene(), box=box)
+
+
+def test_photo_to_tensor_is_model_ready():
+    tensor = photo_to_tensor(encoded(scene(), "PNG"), box=(120, 20, 160, 60), size=64, margin=0.6)
+    assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == torch.float32
+    assert tensor.min() >= -1 and tensor.max() <= 1
+    assert torch.allclose(tensor[0, :, 32, 32], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)

@@ -1,0 +1,160 @@
+"""AgeSliderApp callbacks driven headlessly, with tiny stand-in models."""
+import datetime
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from course_utils.widgets import AgeSliderApp, compose_panels, position_to_years, years_to_position
+
+Z_DIM, N_CLASSES, SIZE = 8, 2, 16
+GROUPS = [(20, 30), (40, 50)]
+
+
+class TinyGenerator(nn.Module):
+    """G(z, condition) -> (N, 3, SIZE, SIZE) tanh images."""
+
+    def __init__(self):
+        super().__init__()
+        self.n_classes = N_CLASSES
+        self.net = nn.Linear(Z_DIM + N_CLASSES, 3 * SIZE * SIZE)
+
+    def forward(self, z, condition):
+        return torch.tanh(self.net(torch.cat([z, condition], dim=1))).view(-1, 3, SIZE, SIZE)
+
+
+class CountingEncoder(nn.Module):
+    """E(images) -> (N, Z_DIM), counting calls to tell encodes from re-renders."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, Z_DIM))
+        self.calls = 0
+
+    def forward(self, images):
+        self.calls += 1
+        return self.net(images)
+
+
+class FixedClassifier(nn.Module):
+    """Always predicts the oldest group."""
+
+    def forward(self, images):
+        return torch.tensor([[0.0, 3.0]]).expand(images.shape[0], -1)
+
+
+@pytest.fixture
+def app():
+    torch.manual_seed(0)
+    faces = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    return AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0, 1, 0], GROUPS, refine_steps=3, display_size=48)
+
+
+def uploaded(content: bytes, name: str, mime: str):
+    """A FileUpload value as ipywidgets 8 deserializes it from the browser."""
+    return ({
+        "name": name, "type": mime, "size": len(content), "content": memoryview(content),
+        "last_modified": datetime.datetime.now(datetime.timezone.utc),
+    },)
+
+
+def png_upload(image: Image.Image, name="me.png"):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return uploaded(buffer.getvalue(), name, "image/png")
+
+
+def panels(app):
+    return np.asarray(Image.open(io.BytesIO(app.image.value)).convert("RGB"))
+
+
+def test_years_and_positions_interpolate_between_midpoints_and_clamp():
+    assert years_to_position(25, GROUPS) == 0.0
+    assert years_to_position(35, GROUPS) == 0.5
+    assert years_to_position(45, GROUPS) == 1.0
+    assert years_to_position(10, GROUPS) == 0.0 and years_to_position(80, GROUPS) == 1.0
+    assert position_to_years(0.25, GROUPS) == 30.0
+    three = [(0, 18), (20, 30), (40, 50)]
+    assert years_to_position(position_to_years(1.7, three), three) == pytest.approx(1.7)
+    with pytest.raises(ValueError, match="increasing order"):
+        years_to_position(30, [(40, 50), (20, 30)])
+
+
+def test_initial_view_and_layout(app):
+    assert app.slider.min == 25 and app.slider.max == 45 and app.slider.step == 1
+    assert app.image.format == "png"
+    assert panels(app).shape == (48, 3 * 48 + 2 * 4, 3)
+    assert "face 0" in app.status.value and "20–30" in app.status.value
+    assert app.widget.children  # a VBox ready for display()
+
+
+def test_slider_move_re_renders_without_re_encoding(app):
+    before, calls = app.image.value, app.encoder.calls
+    app.slider.value = 45
+    assert app.image.value != before
+    assert app.encoder.calls == calls
+    assert "aged to 45 years" in app.caption.value
+    original_and_reconstruction = panels(app)[:, : 2 * 48 + 4]
+    app.slider.value = 35
+    assert np.array_equal(panels(app)[:, : 2 * 48 + 4], original_and_reconstruction)
+
+
+def test_picking_another_face_re_encodes(app):
+    before, calls = app.image.value, app.encoder.calls
+    app.picker.value = 1
+    assert app.image.value != before
+    assert app.encoder.calls == calls + 1
+    assert "face 1" in app.status.value and "40–50" in app.status.value
+    app.picker.value = 0  # seen before: served from the cache
+    assert app.encoder.calls == calls + 1
+
+
+def test_uploading_a_png_shows_its_centre_crop(app):
+    photo = Image.new("RGB", (90, 60), (0, 0, 255))
+    photo.paste((255, 0, 0), (15, 0, 75, 60))  # the centre square is red
+    calls = app.encoder.calls
+    app.upload.value = png_upload(photo)
+    original_panel = panels(app)[:, :48]
+    assert np.allclose(original_panel[4:-4, 4:-4], [255, 0, 0], atol=3)
+    assert app.encoder.calls == calls + 1
+    assert "'me.png'" in app.status.value and "assumed" in app.status.value
+    assert app.upload.value == ()  # cleared so the same file can be chosen again
+
+
+def test_uploading_garbage_keeps_the_image_and_explains(app):
+    before = app.image.value
+    app.upload.value = uploaded(b"hello", "notes.txt", "text/plain")
+    assert app.image.value == before
+    assert "Could not use 'notes.txt'" in app.status.value and "not an image" in app.status.value
+    app.slider.value = 40  # the previous face is still the one being aged
+    assert "face 0" in app.status.value
+
+
+def test_upload_with_a_classifier_uses_its_prediction():
+    faces = np.zeros((1, SIZE, SIZE, 3), dtype=np.uint8)
+    app = AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0], GROUPS, classifier=FixedClassifier(), refine_steps=0)
+    app.upload.value = png_upload(Image.new("RGB", (40, 40), (200, 180, 160)))
+    assert app.last_result.source == 1
+    assert "classifier puts it in 40–50" in app.status.value
+
+
+def test_mismatched_arguments_are_value_errors():
+    faces = np.zeros((2, SIZE, SIZE, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="one label per face"):
+        AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0], GROUPS)
+    with pytest.raises(ValueError, match="2 age groups"):
+        AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0, 0], [(20, 30), (40, 50), (60, 70)])
+    with pytest.raises(ValueError, match="uint8"):
+        AgeSliderApp(TinyGenerator(), CountingEncoder(), faces.astype(float), [0, 0], GROUPS)
+
+
+def test_compose_panels_scales_each_panel():
+    red = np.zeros((4, 4, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    picture = np.asarray(Image.open(io.BytesIO(compose_panels([red, red * 0], 10))))
+    assert picture.shape == (10, 24, 3)
+    assert picture[5, 5].tolist() == [255, 0, 0] and picture[5, 12].tolist() == [255, 255, 255]
+    assert picture[5, 20].tolist() == [0, 0, 0]
