@@ -1,0 +1,165 @@
+"""The face cache: cropped uint8 faces plus their metadata, built once per setting.
+
+``load_face_cache()`` makes sure the dataset exists, reads and filters the
+metadata, assigns age groups, crops the faces in parallel and stores
+``images.npy`` + ``table.pkl`` + ``funnel.csv`` in
+``paths.cache_dir(dataset)/<key>/``. The key hashes the source metadata file
+(path, size, mtime) and every setting, so changing a setting builds a new
+cache and asking again reuses it. A build is written to a temporary folder and
+renamed, so an interrupted build never leaves a half cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import paths
+from .crops import CONVERSIONS, DEFAULT_MARGIN, OK, REJECTIONS, crop_faces
+from .download import download_dataset
+from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, group_label_names,
+                        identity_keys, validate_age_groups)
+from .metadata import read_imdb_wiki_metadata
+
+CACHE_FORMAT_VERSION = 1
+FUNNEL_COLUMNS = ["stage", "rule", "removed", "converted", "remaining"]
+
+
+@dataclass
+class FaceCache:
+    """Cropped faces and what is known about them.
+
+    images: uint8 (N, H, W, 3). table: one row per image (label, age, name,
+    identity, full_path, face box, photo_taken, gender, ...). funnel: how many
+    photos each cleaning rule removed (or converted). age_groups: the inclusive
+    (low, high) range of each label.
+    """
+
+    images: np.ndarray
+    table: pd.DataFrame
+    funnel: pd.DataFrame
+    age_groups: tuple
+    dataset: str = ""
+    dataset_root: Path | None = None
+    path: Path | None = None
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def label_names(self) -> list[str]:
+        """Readable group names like "20-30", indexed by label."""
+        return group_label_names(self.age_groups)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Integer age-group label per image."""
+        return self.table["label"].to_numpy()
+
+
+def _metadata_path(dataset_root: Path, dataset: str) -> Path:
+    stem = "imdb" if dataset == "imdb" else "wiki"
+    return dataset_root / f"{stem}.mat"
+
+
+def cache_key(mat_path: Path, settings: dict) -> str:
+    """Hash of the metadata file's identity and every setting that changes the output."""
+    stat = mat_path.stat()
+    payload = {"version": CACHE_FORMAT_VERSION, "source": str(mat_path.resolve()),
+               "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups=DEFAULT_AGE_GROUPS,
+                    margin: float = DEFAULT_MARGIN, workers: int | None = None, progress: bool = True,
+                    rebuild: bool = False, min_face_score: float = 1.0, require_gender: bool = True,
+                    dataset_root=None) -> FaceCache:
+    """Cropped faces of ``dataset`` (default ``paths.dataset_name()``), from the cache when possible.
+
+    Filters: one face with ``face_score >= min_face_score``, age 0-100, known
+    gender if ``require_gender``, age inside one of ``age_groups`` (inclusive
+    ranges -> labels 0, 1, ...). Faces are square crops with ``margin`` around
+    the face box, resized to ``image_size``. ``rebuild=True`` ignores an
+    existing cache. ``dataset_root`` points at an extracted ``*_crop`` folder
+    instead of downloading.
+    """
+    dataset = dataset or paths.dataset_name()
+    groups = validate_age_groups(age_groups)
+    if image_size < 8:
+        raise ValueError(f"image_size must be at least 8, got {image_size}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    root = Path(dataset_root) if dataset_root else download_dataset(dataset, progress=progress)
+    mat_path = _metadata_path(root, dataset)
+    settings = {"dataset": dataset, "image_size": int(image_size), "age_groups": [list(g) for g in groups],
+                "margin": float(margin), "min_face_score": float(min_face_score),
+                "require_gender": bool(require_gender), "age_range": [0, 100], "single_face": True}
+    folder = paths.cache_dir(dataset) / cache_key(mat_path, settings)
+    if folder.exists() and not rebuild:
+        return _read_cache(folder, dataset, root, settings)
+    _build_cache(folder, root, mat_path, settings, workers, progress)
+    return _read_cache(folder, dataset, root, settings)
+
+
+def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, workers, progress) -> None:
+    metadata = read_imdb_wiki_metadata(mat_path)
+    kept, funnel = filter_faces(metadata, min_face_score=settings["min_face_score"],
+                                single_face=settings["single_face"], age_range=tuple(settings["age_range"]),
+                                require_gender=settings["require_gender"])
+    funnel.insert(0, "stage", "metadata")
+    grouped = assign_age_groups(kept, [tuple(g) for g in settings["age_groups"]])
+    rows = [funnel.assign(converted=0),
+            pd.DataFrame([{"stage": "age groups", "rule": "outside every age group",
+                           "removed": len(kept) - len(grouped), "converted": 0, "remaining": len(grouped)}])]
+
+    boxes = grouped[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy()
+    files = [root / p for p in grouped["full_path"]]
+    images, outcomes = crop_faces(files, boxes, settings["image_size"], settings["margin"],
+                                  workers=workers, progress=progress)
+    outcomes = pd.Series(outcomes, index=grouped.index, dtype=object)
+    remaining = len(grouped)
+    for rule in REJECTIONS + CONVERSIONS:
+        count = int((outcomes == rule).sum())
+        removed = count if rule in REJECTIONS else 0
+        remaining -= removed
+        rows.append(pd.DataFrame([{"stage": "images", "rule": rule, "removed": removed,
+                                   "converted": count - removed, "remaining": remaining}]))
+    usable = ~outcomes.isin(REJECTIONS).to_numpy()
+    table = grouped[usable].reset_index(drop=True)
+    table.insert(0, "identity", identity_keys(table))
+    table["image_outcome"] = outcomes[usable].to_numpy()
+    images = images[usable]
+    assert set(table["image_outcome"]) <= {OK, *CONVERSIONS}
+    funnel = pd.concat(rows, ignore_index=True)[FUNNEL_COLUMNS]
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        np.save(staging / "images.npy", images)
+        table.to_pickle(staging / "table.pkl")
+        funnel.to_csv(staging / "funnel.csv", index=False)
+        (staging / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True))
+        if folder.exists():  # rebuild=True: replace the old cache
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _read_cache(folder: Path, dataset: str, root: Path, settings: dict) -> FaceCache:
+    images = np.load(folder / "images.npy")
+    table = pd.read_pickle(folder / "table.pkl")
+    funnel = pd.read_csv(folder / "funnel.csv")
+    if len(images) != len(table):
+        raise RuntimeError(f"face cache {folder} is inconsistent; delete it or pass rebuild=True")
+    groups = tuple(tuple(g) for g in settings["age_groups"])
+    return FaceCache(images=images, table=table, funnel=funnel, age_groups=groups, dataset=dataset,
+                     dataset_root=root, path=folder, settings=settings)
