@@ -1,0 +1,126 @@
+"""Safe, atomic checkpoints made of tensors and plain Python values only.
+
+A checkpoint is a dict with ``kind`` ("gan", "encoder", "classifier"),
+``config`` (primitives that rebuild the models) and ``models`` (name ->
+state_dict), plus optionally ``optimizers``, ``step``, ``rng`` and ``history``.
+It is written to a temporary file beside the target and moved into place with
+``os.replace``, so an interrupted save never leaves a half-written checkpoint.
+It is read with ``torch.load(weights_only=True)``, which refuses pickled code.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+
+KINDS = ("gan", "encoder", "classifier")
+
+
+def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``obj`` to ``path`` atomically; returns the path.
+
+    The data goes to a temporary file in the same folder first (same file
+    system, so ``os.replace`` is atomic); on any failure the temporary file is
+    removed and an existing checkpoint at ``path`` is left as it was.
+    """
+    path = Path(path)
+    if obj.get("kind") not in KINDS:
+        raise ValueError(f"checkpoint kind must be one of {KINDS}, got {obj.get('kind')!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(dict(obj), tmp_name)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike, expected_kind: str, map_location: str | torch.device = "cpu"
+) -> dict:
+    """Read a checkpoint saved by :func:`save_checkpoint` and check its kind.
+
+    Only tensors and plain values are accepted: a file that needs arbitrary
+    pickled objects (which could run code) is refused with a RuntimeError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise RuntimeError(
+            f"refusing to load {path}: it is not a plain-weights checkpoint "
+            f"(it holds pickled objects that could run code). Details: {error}"
+        ) from None
+    if not isinstance(checkpoint, dict) or "kind" not in checkpoint:
+        raise ValueError(f"{path} is not a course checkpoint (no 'kind' entry)")
+    if checkpoint["kind"] != expected_kind:
+        raise ValueError(
+            f"{path} is a {checkpoint['kind']!r} checkpoint, but a {expected_kind!r} checkpoint was expected"
+        )
+    for key in ("config", "models"):
+        if key not in checkpoint:
+            raise ValueError(f"{path} has no {key!r} entry")
+    return checkpoint
+
+
+def check_config(saved: Mapping[str, Any], wanted: Mapping[str, Any], keys: Iterable[str], what: str) -> None:
+    """Raise a ValueError naming every key in ``keys`` where ``saved`` and ``wanted`` differ."""
+    mismatches = [
+        f"{key}: checkpoint has {saved.get(key)!r}, expected {wanted.get(key)!r}"
+        for key in keys
+        if saved.get(key) != wanted.get(key)
+    ]
+    if mismatches:
+        raise ValueError(f"{what} does not fit the models: " + "; ".join(mismatches))
+
+
+def capture_rng_state() -> dict:
+    """Every global random generator's state, as tensors and plain values (weights_only-safe)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, python_state, gauss_next = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
+        "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Put back the generator states captured by :func:`capture_rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        (
+            numpy_state["name"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gaussian"],
+        )
+    )
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(python_state["state"]), python_state["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"]
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states])

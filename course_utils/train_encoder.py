@@ -1,0 +1,335 @@
+"""Training the encoder: learn to invert a frozen generator on generated pairs.
+
+Pairs (G(z, y), z) are made on the fly, a whole batch at a time, by the frozen
+generator in eval mode under ``torch.no_grad`` — never one image at a time.
+The loss is the MSE on z; an optional image-space term ``||G(E(x), y) - x||²``
+(weighted by ``image_loss_weight``) lets gradients flow back through the frozen G.
+
+How well the encoder works is reported as the *unexplained variance*
+MSE / Var(z) on held-out pairs: 0.6 (the original blog's final loss, with
+Var(z) = 1) means 60% of z's variance is not recovered.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import paths
+from .checkpoints import (
+    capture_rng_state,
+    check_config,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from .conditioning import one_hot
+from .device import Precision, pick_device, precision_for, resolve_channels_last, set_cpu_threads
+from .distributed import (
+    DistributedContext,
+    assert_replicas_match,
+    barrier,
+    device_for,
+    sync_buffers_from_main,
+    unwrap,
+    wrap_ddp,
+)
+from .models import Encoder, Generator
+from .seeding import seed_everything
+from .train_gan import step_seed
+
+MODEL_KEYS = ("z_dim", "image_size", "width")
+HELD_OUT_RANK = 1_000_003  # a pseudo-rank for held-out pairs: never used by a training rank
+
+
+@dataclass
+class EncoderConfig:
+    """Everything that defines an encoder training run (saved in its checkpoint)."""
+
+    z_dim: int = 100
+    n_classes: int = 2
+    image_size: int = 64
+    width: int = 32
+    hidden: int = 512
+    batch_size: int = 128
+    steps: int = 2000
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    image_loss_weight: float = 0.0
+    eval_every: int = 200
+    eval_pairs: int = 1024
+    checkpoint_every: int = 500
+    log_every: int = 10
+    seed: int = 0
+    amp: bool = True
+    channels_last: bool | None = None
+    compile: bool = False
+    threads: int | None = None
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        for name in ("steps", "batch_size", "eval_every", "eval_pairs", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EncoderConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.image_loss_weight < 0:
+            raise ValueError(f"image_loss_weight must be >= 0, got {self.image_loss_weight}")
+
+    def to_dict(self) -> dict:
+        """Plain values only, as stored in checkpoints."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def for_generator(cls, generator: Generator, **settings) -> "EncoderConfig":
+        """A config whose z_dim, n_classes and image_size are taken from ``generator``."""
+        generator = unwrap(generator)
+        return cls(z_dim=generator.z_dim, n_classes=generator.n_classes,
+                   image_size=generator.image_size, **settings)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EncoderConfig":
+        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+@dataclass
+class EncoderResult:
+    """What :func:`train_encoder` hands back: the encoder (CPU, eval mode) and its record."""
+
+    encoder: Encoder
+    history: pd.DataFrame
+    checkpoint_path: Path
+    unexplained_variance: float
+    r2: np.ndarray
+
+
+def build_encoder(config: EncoderConfig) -> Encoder:
+    """A freshly initialised encoder of the configured sizes."""
+    return Encoder(config.z_dim, config.image_size, config.width, config.hidden)
+
+
+def _check_generator_fits(generator: Generator, config: EncoderConfig) -> None:
+    wanted = {"z_dim": config.z_dim, "n_classes": config.n_classes, "image_size": config.image_size}
+    actual = {key: getattr(generator, key) for key in wanted}
+    check_config(actual, wanted, wanted, "the generator")
+
+
+def frozen_copy(generator: nn.Module, device: torch.device) -> nn.Module:
+    """A private eval-mode copy of the generator with no trainable parameters."""
+    copy_ = copy.deepcopy(unwrap(generator)).to(device).eval()
+    for parameter in copy_.parameters():
+        parameter.requires_grad_(False)
+    return copy_
+
+
+def generated_pairs(
+    generator: nn.Module, z_dim: int, n_classes: int, batch_size: int, noise: torch.Generator,
+    device: torch.device, precision: Precision | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch of training pairs: images G(z, y), their z and their one-hot y."""
+    z = torch.randn(batch_size, z_dim, generator=noise, device=device)
+    labels = torch.randint(0, n_classes, (batch_size,), generator=noise, device=device)
+    condition = one_hot(labels, n_classes).to(device)
+    with torch.no_grad(), (precision.autocast() if precision else contextlib.nullcontext()):
+        images = generator(z, condition).float()
+    return images, z, condition
+
+
+def encoder_train_step(
+    encoder: nn.Module,
+    generator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    z: torch.Tensor,
+    condition: torch.Tensor,
+    *,
+    image_loss_weight: float = 0.0,
+    precision: Precision | None = None,
+) -> torch.Tensor:
+    """One encoder update; returns (z MSE, image MSE) detached (image MSE is 0 when unused)."""
+    precision = precision or precision_for(images.device, amp=False)
+    with precision.autocast():
+        z_hat = encoder(images)
+        z_loss = F.mse_loss(z_hat.float(), z)
+        image_loss = torch.zeros((), device=images.device)
+        if image_loss_weight > 0:
+            # The generator is frozen, but gradients still flow through it into the encoder.
+            image_loss = F.mse_loss(generator(z_hat, condition).float(), images)
+        loss = z_loss + image_loss_weight * image_loss
+    optimizer.zero_grad(set_to_none=True)
+    precision.scaler.scale(loss).backward()
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
+    return torch.stack([z_loss.detach(), image_loss.detach()]).float()
+
+
+@torch.no_grad()
+def _held_out_predictions(
+    encoder: nn.Module, generator: nn.Module, n: int, seed: int, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    device = next(generator.parameters()).device
+    noise = torch.Generator(device=device).manual_seed(step_seed(seed, HELD_OUT_RANK, 0))
+    was_training = (encoder.training, generator.training)
+    encoder.eval()
+    generator.eval()
+    z_all, z_hat_all = [], []
+    try:
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            images, z, _ = generated_pairs(generator, generator.z_dim, generator.n_classes, count, noise, device)
+            z_all.append(z.cpu())
+            z_hat_all.append(encoder(images).float().cpu())
+    finally:
+        encoder.train(was_training[0])
+        generator.train(was_training[1])
+    return torch.cat(z_all), torch.cat(z_hat_all)
+
+
+def unexplained_variance(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0) -> float:
+    """MSE(E(G(z, y)), z) / Var(z) on ``n`` fresh held-out pairs: the share of z not recovered."""
+    z, z_hat = _held_out_predictions(encoder, generator, n, seed)
+    return float(F.mse_loss(z_hat, z) / z.var())
+
+
+def latent_r2(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0) -> np.ndarray:
+    """Per-dimension R² of the encoder's z on ``n`` fresh held-out pairs, shape (z_dim,)."""
+    z, z_hat = _held_out_predictions(encoder, generator, n, seed)
+    residual = ((z - z_hat) ** 2).sum(0)
+    total = ((z - z.mean(0)) ** 2).sum(0)
+    return (1 - residual / total).numpy()
+
+
+def train_encoder(
+    generator: Generator,
+    config: EncoderConfig | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    context: DistributedContext | None = None,
+) -> EncoderResult:
+    """Train an encoder to invert ``generator`` (which is copied and frozen, never changed).
+
+    Writes ``run_dir/encoder.pt`` every ``checkpoint_every`` steps and at the
+    end; ``resume=True`` continues an existing checkpoint up to ``config.steps``.
+    The history has the training z-MSE, the image MSE, and every
+    ``eval_every`` steps the held-out unexplained variance.
+    """
+    config = config or EncoderConfig()
+    context = context or DistributedContext()
+    device = device_for(context, pick_device(str(device) if device is not None else None))
+    _check_generator_fits(generator, config)
+    seed_everything(config.seed, deterministic=device.type == "cpu")
+    set_cpu_threads(config.threads)
+    run_dir = Path(run_dir) if run_dir is not None else paths.run_dir()
+    checkpoint_path = run_dir / "encoder.pt"
+    channels_last = resolve_channels_last(config.channels_last, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    frozen_generator = frozen_copy(generator, device).to(memory_format=memory_format)
+    encoder = build_encoder(config).to(device, memory_format=memory_format)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
+    precision = precision_for(device, config.amp)
+    noise = torch.Generator(device=device)
+    history: list[dict] = []
+    step = 0
+
+    if resume and checkpoint_path.exists():
+        checkpoint = load_checkpoint(checkpoint_path, "encoder", map_location=device)
+        check_config(checkpoint["config"], config.to_dict(), MODEL_KEYS + ("hidden",),
+                     f"encoder checkpoint {checkpoint_path}")
+        encoder.load_state_dict(checkpoint["models"]["encoder"])
+        optimizer.load_state_dict(checkpoint["optimizers"]["encoder"])
+        if precision.scaler.is_enabled() and "scaler" in checkpoint:
+            precision.scaler.load_state_dict(checkpoint["scaler"])
+        restore_rng_state(checkpoint["rng"])
+        history = pd.DataFrame(checkpoint["history"]).to_dict("records")
+        step = int(checkpoint["step"])
+
+    def save(at_step: int) -> None:
+        if context.is_main:
+            save_checkpoint(
+                {
+                    "kind": "encoder",
+                    "config": config.to_dict(),
+                    "models": {"encoder": encoder.state_dict()},
+                    "optimizers": {"encoder": optimizer.state_dict()},
+                    "scaler": precision.scaler.state_dict(),
+                    "step": at_step,
+                    "rng": capture_rng_state(),
+                    "history": _history_frame(history).to_dict("list"),
+                    "world_size": context.world_size,
+                },
+                checkpoint_path,
+            )
+
+    # The encoder runs forward once per step, so DDP's default buffer broadcast is safe.
+    train_model = wrap_ddp(torch.compile(encoder) if config.compile else encoder, context)
+    bar = tqdm(total=config.steps, initial=step, disable=not (progress and context.is_main),
+               desc="Encoder", unit="step")
+    window: list[torch.Tensor] = []
+    window_start, window_start_step = time.perf_counter(), step
+    encoder.train()
+    while step < config.steps:
+        # Noise of step s on rank r is seeded by (seed, r, s): resuming needs no saved stream.
+        noise.manual_seed(step_seed(config.seed, context.rank, step))
+        images, z, condition = generated_pairs(frozen_generator, config.z_dim, config.n_classes,
+                                               config.batch_size, noise, device, precision)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        window.append(encoder_train_step(train_model, frozen_generator, optimizer, images, z, condition,
+                                         image_loss_weight=config.image_loss_weight, precision=precision))
+        step += 1
+        last = step == config.steps
+        if step % config.log_every == 0 or last:
+            z_mse, image_mse = torch.stack(window).mean(0).tolist()
+            elapsed = time.perf_counter() - window_start
+            rate = (step - window_start_step) * config.batch_size * context.world_size / max(elapsed, 1e-9)
+            row = {"step": step, "loss": z_mse, "image_loss": image_mse,
+                   "unexplained_variance": float("nan"), "images_per_s": rate}
+            if context.is_main and (step % config.eval_every == 0 or last):
+                row["unexplained_variance"] = unexplained_variance(encoder, frozen_generator,
+                                                                   config.eval_pairs, config.seed)
+            history.append(row)
+            bar.set_postfix(loss=f"{z_mse:.3f}", img_s=f"{rate:.0f}")
+            bar.update(step - bar.n)
+            window, window_start, window_start_step = [], time.perf_counter(), step
+        if step % config.checkpoint_every == 0 or last:
+            save(step)
+    bar.close()
+    barrier(context)
+    if context.is_distributed:
+        sync_buffers_from_main(encoder, context)
+        assert_replicas_match(encoder, context, "encoder")
+
+    final_unexplained = unexplained_variance(encoder, frozen_generator, config.eval_pairs, config.seed)
+    r2 = latent_r2(encoder, frozen_generator, config.eval_pairs, config.seed)
+    encoder = encoder.to("cpu", memory_format=torch.contiguous_format).eval()
+    return EncoderResult(encoder, _history_frame(history), checkpoint_path, final_unexplained, r2)
+
+
+def _history_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["step", "loss", "image_loss", "unexplained_variance", "images_per_s"])
+
+
+def load_encoder(path: str | Path | None = None, device: str | torch.device = "cpu") -> Encoder:
+    """The encoder of a checkpoint (default ``run_dir()/encoder.pt``), in eval mode on ``device``."""
+    path = Path(path) if path is not None else paths.run_dir() / "encoder.pt"
+    checkpoint = load_checkpoint(path, "encoder", map_location="cpu")
+    config = EncoderConfig.from_dict(checkpoint["config"])
+    encoder = build_encoder(config)
+    try:
+        encoder.load_state_dict(checkpoint["models"]["encoder"])
+    except RuntimeError as error:
+        raise ValueError(f"the encoder weights in {path} do not fit its config {config}: {error}") from None
+    return encoder.to(device).eval()

@@ -1,0 +1,114 @@
+"""Checkpoints: atomic writes, safe loading, kind and config checks, RNG states."""
+import os
+import random
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.checkpoints import (
+    capture_rng_state,
+    check_config,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+
+
+def small_checkpoint(kind="gan", value=1.0):
+    return {
+        "kind": kind,
+        "config": {"z_dim": 8, "width": 4},
+        "models": {"generator": {"weight": torch.full((3,), value)}},
+        "step": 5,
+        "history": {"step": [1, 2], "loss_d": [0.5, 0.4]},
+    }
+
+
+def test_round_trip(tmp_path):
+    path = save_checkpoint(small_checkpoint(), tmp_path / "run" / "gan.pt")
+    loaded = load_checkpoint(path, "gan")
+    assert loaded["step"] == 5 and loaded["config"] == {"z_dim": 8, "width": 4}
+    assert torch.equal(loaded["models"]["generator"]["weight"], torch.ones(3))
+
+
+def test_wrong_kind_is_a_clear_error(tmp_path):
+    path = save_checkpoint(small_checkpoint(kind="encoder"), tmp_path / "encoder.pt")
+    with pytest.raises(ValueError, match="'encoder' checkpoint, but a 'gan' checkpoint was expected"):
+        load_checkpoint(path, "gan")
+
+
+def test_unknown_kind_is_not_saved(tmp_path):
+    with pytest.raises(ValueError, match="kind"):
+        save_checkpoint({"kind": "banana", "config": {}, "models": {}}, tmp_path / "x.pt")
+
+
+def test_missing_file_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "absent.pt", "gan")
+
+
+class Payload:
+    """Unpickling this object would run a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_does_not_run(tmp_path):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "gan.pt"
+    torch.save({"kind": "gan", "config": {}, "models": {}, "trap": Payload(marker)}, path)
+    with pytest.raises(RuntimeError, match="refusing to load"):
+        load_checkpoint(path, "gan")
+    assert not marker.exists()
+    # The file really carries the call (a full unpickle would run it).
+    with zipfile.ZipFile(path) as archive:
+        pickled = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    assert b"system" in pickled and str(marker).encode() in pickled
+
+
+def test_failed_save_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = save_checkpoint(small_checkpoint(value=1.0), tmp_path / "gan.pt")
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def save_half_then_fail(obj, target, *args, **kwargs):
+        real_save(obj, target, *args, **kwargs)
+        with open(target, "r+b") as handle:  # leave a truncated file behind, as a crash would
+            handle.truncate(os.path.getsize(target) // 2)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(small_checkpoint(value=2.0), path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gan.pt"]
+    assert torch.equal(load_checkpoint(path, "gan")["models"]["generator"]["weight"], torch.ones(3))
+
+
+def test_check_config_names_every_mismatch():
+    with pytest.raises(ValueError, match=r"z_dim: checkpoint has 8, expected 16.*width: checkpoint has 4, expected 8"):
+        check_config({"z_dim": 8, "width": 4, "lr": 1}, {"z_dim": 16, "width": 8, "lr": 2}, ["z_dim", "width"], "test")
+    check_config({"z_dim": 8, "lr": 1}, {"z_dim": 8, "lr": 2}, ["z_dim"], "test")  # lr is not checked
+
+
+def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
+    torch.manual_seed(3)
+    np.random.seed(3)
+    random.seed(3)
+    np.random.normal()  # leaves a cached Gaussian in numpy's state
+    state = capture_rng_state()
+    expected = (torch.rand(4), np.random.rand(4), [random.random() for _ in range(4)])
+    path = save_checkpoint({**small_checkpoint(), "rng": state}, tmp_path / "gan.pt")
+    torch.manual_seed(99)
+    np.random.seed(99)
+    random.seed(99)
+    restore_rng_state(load_checkpoint(path, "gan")["rng"])
+    assert torch.equal(torch.rand(4), expected[0])
+    assert np.array_equal(np.random.rand(4), expected[1])
+    assert [random.random() for _ in range(4)] == expected[2]
