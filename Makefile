@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Each run starts from a clean course home (the generated dataset archive is kept), so the
+# Each run starts from an empty course home, as the nbval run does, so the
 # notebooks' outputs are the same on every run and can be committed.
 course: setup
 	$(PY) scripts/run_course.py --home $(COURSE_HOME)

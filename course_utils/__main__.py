@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
-from .distributed import init_distributed, shutdown_distributed, state_digest
+from .distributed import barrier, init_distributed, shutdown_distributed, state_digest
 
 
 def synthetic_faces(count: int, image_size: int, n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,9 +78,13 @@ COMMON = {"steps": "steps", "batch_size": "batch_size", "width": "width", "seed"
 def run_train_gan(args: argparse.Namespace, context) -> Path:
     from .train_gan import GanConfig, train_gan
 
-    config = GanConfig(
-        image_size=args.image_size, z_dim=args.z_dim, amp=not args.no_amp, compile=args.compile,
-        sync_batchnorm=args.sync_batchnorm,
+    from .course import gan_config, split_indices
+    from .device import pick_device
+
+    # The notebooks' settings, so a headless run makes the checkpoint chapter 3 to 5 expect.
+    config = gan_config(
+        pick_device(args.device), image_size=args.image_size, z_dim=args.z_dim, amp=not args.no_amp,
+        compile=args.compile, sync_batchnorm=args.sync_batchnorm,
         **_settings(args, {**COMMON, "sample_every": "sample_every"}),
     )
     if args.synthetic_data:
@@ -88,8 +92,14 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
     else:
         from .data import load_face_cache
 
-        cache = load_face_cache(dataset=args.dataset, image_size=args.image_size)
-        images, labels = cache.images, cache.table["label"].to_numpy()
+        # Rank 0 builds the cache (and downloads) first; the others then read it.
+        if not context.is_main:
+            barrier(context)
+        cache = load_face_cache(dataset=args.dataset, image_size=args.image_size, progress=context.is_main)
+        if context.is_main:
+            barrier(context)
+        train, _ = split_indices(cache)  # held-out people stay unseen, as in the notebooks
+        images, labels = cache.images[train], cache.labels[train]
     out = args.out or paths.run_dir(args.dataset)
     result = train_gan(images, labels, config, out, resume=args.resume, progress=not args.no_progress,
                        device=args.device, context=context)
@@ -100,13 +110,15 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
 
 
 def run_train_encoder(args: argparse.Namespace, context) -> Path:
-    from .train_encoder import EncoderConfig, train_encoder
+    from .course import encoder_config
+    from .device import pick_device
+    from .train_encoder import train_encoder
     from .train_gan import load_generator
 
     out = args.out or paths.run_dir(args.dataset)
     generator = load_generator(args.gan or out / "gan.pt")
-    config = EncoderConfig.for_generator(
-        generator, amp=not args.no_amp, compile=args.compile,
+    config = encoder_config(
+        generator, pick_device(args.device), amp=not args.no_amp, compile=args.compile,
         **_settings(args, {**COMMON, "image_loss_weight": "image_loss_weight", "eval_every": "eval_every"}),
     )
     result = train_encoder(generator, config, out, resume=args.resume, progress=not args.no_progress,

@@ -3,20 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
-
 from .paths import summary_dir
 
 
-def record_summary(chapter: str, **figures) -> Path:
-    """Store a chapter's key figures (numbers or short strings) as JSON."""
+def record_summary(chapter: str, **figures) -> None:
+    """Store a chapter's key figures (numbers or short strings) as JSON for ``make course``."""
     folder = summary_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{chapter}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(figures, indent=1, default=float))
     os.replace(tmp, path)
-    return path
 
 
 def read_summary(chapter: str) -> dict:

@@ -1,0 +1,122 @@
+"""The course's default run, shared by every chapter: settings, the split, and rebuilding.
+
+Each chapter can run on its own (Colab opens one notebook at a time). When an
+earlier chapter's output is missing — the face cache, or the generator, encoder
+or classifier checkpoint — the ``ensure_*`` functions rebuild it with the same
+settings the earlier chapter uses, after saying so and how long it will take.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from . import paths
+from .classifier import AgeClassifier, load_classifier, save_classifier, train_classifier
+from .data import DEFAULT_AGE_GROUPS, FaceCache, load_face_cache, split_by_identity
+from .device import pick_device
+from .models import Encoder, Generator
+from .train_encoder import EncoderConfig, load_encoder, train_encoder
+from .train_gan import GanConfig, load_generator, train_gan
+
+VAL_FRACTION = 0.15
+SPLIT_SEED = 0
+
+# CPU defaults sized for a 2-core laptop; on a GPU, or on real data, train longer.
+CPU_GAN_STEPS = 1500
+GPU_GAN_STEPS = 20000
+CPU_ENCODER_STEPS = 1200
+GPU_ENCODER_STEPS = 8000
+CLASSIFIER_EPOCHS = 6
+
+# Rough CPU minutes on 2 cores, for the messages of the ensure_* functions.
+MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 2}
+
+
+def gan_config(device: torch.device | None = None, **overrides) -> GanConfig:
+    """The course's GAN settings: balanced width-32 DCGAN, batch 64, Adam(2e-4, 0.5/0.999)."""
+    device = device or pick_device()
+    steps = CPU_GAN_STEPS if device.type == "cpu" else GPU_GAN_STEPS
+    settings = dict(steps=steps, width=32, batch_size=64, sample_every=250, checkpoint_every=500)
+    settings.update(overrides)
+    return GanConfig(**settings)
+
+
+def encoder_config(generator: Generator, device: torch.device | None = None, **overrides) -> EncoderConfig:
+    """The course's encoder settings for ``generator``."""
+    device = device or pick_device()
+    steps = CPU_ENCODER_STEPS if device.type == "cpu" else GPU_ENCODER_STEPS
+    settings = dict(steps=steps, width=32, batch_size=128, eval_every=200)
+    settings.update(overrides)
+    return EncoderConfig.for_generator(generator, **settings)
+
+
+def split_indices(faces: FaceCache) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices of the cache, split by person (the same in every chapter)."""
+    train, val = split_by_identity(faces.table.reset_index(drop=True), VAL_FRACTION, SPLIT_SEED)
+    return train.index.to_numpy(), val.index.to_numpy()
+
+
+def _announce(what: str, missing: str) -> None:
+    print(f"{missing} is missing: rebuilding {what} now, as an earlier chapter would "
+          f"(about {MINUTES_ON_CPU[what]} min on a 2-core CPU, much less on a GPU).", flush=True)
+
+
+def ensure_faces(progress: bool = True) -> FaceCache:
+    """The chapter 1 face cache of the current dataset, built if missing."""
+    return load_face_cache(paths.dataset_name(), image_size=64, age_groups=DEFAULT_AGE_GROUPS,
+                           progress=progress)
+
+
+def ensure_generator(faces: FaceCache | None = None, progress: bool = True) -> Generator:
+    """Chapter 2's generator; trains it with the course settings if its checkpoint is missing."""
+    path = paths.run_dir() / "gan.pt"
+    if not path.exists():
+        _announce("gan", "The generator checkpoint (chapter 2)")
+        faces = faces or ensure_faces(progress)
+        train, _ = split_indices(faces)
+        train_gan(faces.images[train], faces.labels[train], gan_config(), paths.run_dir(), progress=progress)
+    return load_generator(path)
+
+
+def ensure_classifier(faces: FaceCache | None = None, progress: bool = True) -> AgeClassifier:
+    """Chapter 3's age-group classifier; trains it if its checkpoint is missing."""
+    path = paths.run_dir() / "classifier.pt"
+    if not path.exists():
+        _announce("classifier", "The age classifier checkpoint (chapter 3)")
+        faces = faces or ensure_faces(progress)
+        train_age_classifier(faces, progress=progress)
+    return load_classifier(path)
+
+
+def train_age_classifier(faces: FaceCache, progress: bool = True):
+    """Train chapter 3's classifier on the training split and save it -> (model, history)."""
+    train, val = split_indices(faces)
+    model, history = train_classifier(
+        AgeClassifier(n_classes=len(faces.age_groups)), faces.images[train], faces.labels[train],
+        faces.images[val], faces.labels[val], epochs=CLASSIFIER_EPOCHS, seed=0, progress=progress)
+    save_classifier(model, paths.run_dir() / "classifier.pt", history)
+    return model, history
+
+
+def ensure_encoder(generator: Generator | None = None, progress: bool = True) -> Encoder:
+    """Chapter 4's encoder; trains it if its checkpoint is missing."""
+    path = paths.run_dir() / "encoder.pt"
+    if not path.exists():
+        generator = generator or ensure_generator(progress=progress)
+        _announce("encoder", "The encoder checkpoint (chapter 4)")
+        train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)
+    return load_encoder(path)
+
+
+class Stopwatch:
+    """``with Stopwatch() as watch: ...`` then ``watch.seconds``, for the summary table."""
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.started
+        return False
