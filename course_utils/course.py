@@ -26,7 +26,7 @@ SPLIT_SEED = 0
 # CPU defaults sized for a 2-core laptop; on a GPU, or on real data, train longer.
 CPU_GAN_STEPS = 1500
 GPU_GAN_STEPS = 20000
-CPU_ENCODER_STEPS = 1200
+CPU_ENCODER_STEPS = 900
 GPU_ENCODER_STEPS = 8000
 CLASSIFIER_EPOCHS = 6
 
