@@ -76,7 +76,7 @@ COMMON = {"steps": "steps", "batch_size": "batch_size", "width": "width", "seed"
 
 
 def run_train_gan(args: argparse.Namespace, context) -> Path:
-    from .train_gan import GanConfig, train_gan
+    from .train_gan import train_gan
 
     from .course import gan_config, split_indices
     from .device import pick_device

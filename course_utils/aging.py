@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from course_utils.conditioning import one_hot, soft_condition
 from course_utils.imaging import to_model_range, to_uint8
+from course_utils.modes import eval_mode, evaluating, frozen_parameters, module_device
 
 
 @dataclass
@@ -83,8 +84,8 @@ class LatentCache:
 
 def encode(encoder: nn.Module, images) -> torch.Tensor:
     """Latents z (N, z_dim) for images (uint8 (N, H, W, 3) or float (N, 3, H, W) in [-1, 1])."""
-    images = _as_model_images(images).to(_device_of(encoder))
-    with _evaluating(encoder), torch.no_grad():
+    images = _as_model_images(images).to(module_device(encoder))
+    with evaluating(encoder):
         return encoder(images)
 
 
@@ -112,7 +113,7 @@ def refine_latent(
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    device = _device_of(generator)
+    device = module_device(generator)
     targets = _as_model_images(images).to(device)
     z = z_init.detach().clone().to(device).float()
     if z.ndim != 2 or z.shape[0] != targets.shape[0]:
@@ -205,16 +206,16 @@ def age_face(
 
 def render(generator: nn.Module, z: torch.Tensor, condition: torch.Tensor) -> np.ndarray:
     """G(z, condition) as uint8 images (N, H, W, 3); the condition may be one (C,) row."""
-    device = _device_of(generator)
+    device = module_device(generator)
     condition = _batched_condition(condition, z.shape[0]).to(device)
-    with _evaluating(generator), torch.no_grad():
+    with evaluating(generator):
         return to_uint8(generator(z.to(device), condition))
 
 
 def predict_group(classifier: nn.Module, image: torch.Tensor) -> int:
     """The classifier's most likely age group for one image (1, 3, H, W)."""
-    with _evaluating(classifier), torch.no_grad():
-        logits = classifier(image.to(_device_of(classifier)))
+    with evaluating(classifier):
+        logits = classifier(image.to(module_device(classifier)))
     return int(logits.argmax(dim=1)[0])
 
 
@@ -265,32 +266,8 @@ def _batched_condition(condition, count: int) -> torch.Tensor:
     return condition
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _evaluating(*models: nn.Module) -> Iterator[None]:
-    """Eval mode inside the block (BatchNorm uses running stats), previous modes after."""
-    modes = [model.training for model in models]
-    try:
-        for model in models:
-            model.eval()
-        yield
-    finally:
-        for model, mode in zip(models, modes):
-            model.train(mode)
-
-
 @contextlib.contextmanager
 def _frozen(model: nn.Module) -> Iterator[None]:
     """Eval mode and no parameter gradients inside the block; both restored after."""
-    flags = [p.requires_grad for p in model.parameters()]
-    try:
-        model.requires_grad_(False)
-        with _evaluating(model):
-            yield
-    finally:
-        for parameter, flag in zip(model.parameters(), flags):
-            parameter.requires_grad_(flag)
+    with eval_mode(model), frozen_parameters(model):
+        yield

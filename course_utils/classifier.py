@@ -13,7 +13,6 @@ accuracy next to plain accuracy.
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
+from .modes import evaluating, module_device
 from .imaging import to_model_range
 from .paths import run_dir
 
@@ -124,27 +124,6 @@ def _check_image_batch(images: torch.Tensor, image_size: int) -> None:
     if not images.is_floating_point():
         raise ValueError(f"expected float images in [-1, 1], got dtype {images.dtype}; "
                          "convert uint8 faces with course_utils.imaging.to_model_range")
-
-
-def module_device(module: nn.Module) -> torch.device:
-    """The device of a module's first parameter or buffer (CPU if it has none)."""
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def evaluating(*modules: nn.Module) -> Iterator[None]:
-    """Put modules in eval mode without gradients, then restore their previous modes."""
-    previous = [module.training for module in modules]
-    try:
-        for module in modules:
-            module.eval()
-        with torch.no_grad():
-            yield
-    finally:
-        for module, was_training in zip(modules, previous):
-            module.train(was_training)
 
 
 def _as_labels(labels, name: str = "labels") -> torch.Tensor:

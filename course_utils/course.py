@@ -7,8 +7,6 @@ settings the earlier chapter uses, after saying so and how long it will take.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -108,15 +106,3 @@ def ensure_encoder(generator: Generator | None = None, progress: bool = True) ->
         _announce("encoder", "The encoder checkpoint (chapter 4)")
         train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)
     return load_encoder(path)
-
-
-class Stopwatch:
-    """``with Stopwatch() as watch: ...`` then ``watch.seconds``, for the summary table."""
-
-    def __enter__(self):
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.started
-        return False
