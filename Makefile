@@ -33,7 +33,7 @@ unit: setup
 nbval: setup
 	rm -rf $(TEST_HOME)/nbval
 	cd notebooks && FACE_AGING_HOME=$(TEST_HOME)/nbval ../$(PY) -m pytest --nbval -p no:cacheprovider \
-		--nbval-sanitize-with ../tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q .
+		--nbval-current-env --nbval-sanitize-with ../tests/nbval_sanitize.cfg --nbval-cell-timeout=900 -q .
 
 # Chapter 5 in JupyterLab + headless Chromium, on an empty course home: it must stand alone.
 browser: setup
