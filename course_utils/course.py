@@ -27,6 +27,7 @@ GPU_GAN_STEPS = 20000
 CPU_ENCODER_STEPS = 900
 GPU_ENCODER_STEPS = 8000
 CLASSIFIER_EPOCHS = 6
+CLASSIFIER_SEED = 0
 
 # Rough CPU minutes on 2 cores, for the messages of the ensure_* functions.
 MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 2}
@@ -91,9 +92,12 @@ def ensure_classifier(faces: FaceCache | None = None, progress: bool = True) -> 
 def train_age_classifier(faces: FaceCache, progress: bool = True):
     """Train chapter 3's classifier on the training split and save it -> (model, history)."""
     train, val = split_indices(faces)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(CLASSIFIER_SEED)  # the same weights whichever chapter trains it
+        model = AgeClassifier(n_classes=len(faces.age_groups))
     model, history = train_classifier(
-        AgeClassifier(n_classes=len(faces.age_groups)), faces.images[train], faces.labels[train],
-        faces.images[val], faces.labels[val], epochs=CLASSIFIER_EPOCHS, seed=0, progress=progress)
+        model, faces.images[train], faces.labels[train], faces.images[val], faces.labels[val],
+        epochs=CLASSIFIER_EPOCHS, seed=CLASSIFIER_SEED, progress=progress)
     save_classifier(model, paths.run_dir() / "classifier.pt", history)
     return model, history
 

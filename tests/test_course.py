@@ -1,0 +1,59 @@
+"""The course defaults: the split by person, and rebuilding a missing classifier the same way."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from course_utils import course
+from course_utils.data import FaceCache
+
+
+def striped_faces(count=120) -> FaceCache:
+    """Tiny faces whose label shows as a bright top band, ten photos per person."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(count) % 2
+    images = rng.integers(0, 100, (count, 64, 64, 3), dtype=np.uint8)
+    images[labels == 1, :16] = 230
+    table = pd.DataFrame({"label": labels, "name": [f"person {i // 10}" for i in range(count)],
+                          "full_path": [f"{i % 100:02d}/{i}.jpg" for i in range(count)],
+                          "age": np.where(labels == 1, 45, 25)})
+    table["identity"] = table["name"]
+    return FaceCache(images=images, table=table, funnel=pd.DataFrame(), age_groups=((20, 30), (40, 50)))
+
+
+def test_split_keeps_each_person_on_one_side():
+    faces = striped_faces()
+    train, val = course.split_indices(faces)
+    assert len(train) + len(val) == len(faces) and len(val) > 0
+    names = faces.table["name"].to_numpy()
+    assert not set(names[train]) & set(names[val])
+
+
+def test_classifier_is_the_same_whatever_ran_before(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
+    monkeypatch.setattr(course, "CLASSIFIER_EPOCHS", 1)
+    faces = striped_faces()
+    torch.manual_seed(1)
+    first, _ = course.train_age_classifier(faces, progress=False)
+    torch.manual_seed(2)  # a chapter that ran other random work first
+    second, _ = course.train_age_classifier(faces, progress=False)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_ensure_classifier_rebuilds_when_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
+    monkeypatch.setattr(course, "CLASSIFIER_EPOCHS", 1)
+    classifier = course.ensure_classifier(striped_faces(), progress=False)
+    assert "missing: rebuilding classifier" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "mini-wiki" / "classifier.pt").exists()
+    assert not classifier.training
+    course.ensure_classifier(striped_faces(), progress=False)  # now found: no second rebuild
+    assert "rebuilding" not in capsys.readouterr().out
+
+
+def test_gan_defaults_depend_on_the_device():
+    assert course.gan_config(torch.device("cpu")).steps == course.CPU_GAN_STEPS
+    assert course.gan_config(torch.device("cuda")).steps == course.GPU_GAN_STEPS
+    with pytest.raises(ValueError):
+        course.gan_config(torch.device("cpu"), steps=0)
