@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from .distributed import (
     unwrap,
     wrap_ddp,
 )
+from .run_config import RunConfig
 from .models import Encoder, Generator
 from .seeding import seed_everything
 from .train_gan import step_seed
@@ -53,7 +53,7 @@ HELD_OUT_RANK = 1_000_003  # a pseudo-rank for held-out pairs: never used by a t
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(RunConfig):
     """Everything that defines an encoder training run (saved in its checkpoint)."""
 
     z_dim: int = 100
@@ -78,15 +78,9 @@ class EncoderConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        for name in ("steps", "batch_size", "eval_every", "eval_pairs", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"EncoderConfig.{name} must be at least 1, got {getattr(self, name)}")
+        self._require_at_least_one(*("steps", "batch_size", "eval_every", "eval_pairs", "checkpoint_every", "log_every"))
         if self.image_loss_weight < 0:
             raise ValueError(f"image_loss_weight must be >= 0, got {self.image_loss_weight}")
-
-    def to_dict(self) -> dict:
-        """Plain values only, as stored in checkpoints."""
-        return dataclasses.asdict(self)
 
     @classmethod
     def for_generator(cls, generator: Generator, **settings) -> "EncoderConfig":
@@ -94,12 +88,6 @@ class EncoderConfig:
         generator = unwrap(generator)
         return cls(z_dim=generator.z_dim, n_classes=generator.n_classes,
                    image_size=generator.image_size, **settings)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "EncoderConfig":
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 @dataclass

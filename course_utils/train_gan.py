@@ -12,7 +12,6 @@ the weights of a run that went straight through (on the CPU, same settings):
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from .distributed import (
     wrap_ddp,
 )
 from .modes import frozen_parameters
+from .run_config import RunConfig
 from .models import Discriminator, Generator
 from .seeding import seed_everything
 
@@ -63,7 +63,7 @@ STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
 
 
 @dataclass
-class GanConfig:
+class GanConfig(RunConfig):
     """Everything that defines a GAN training run (saved in its checkpoint)."""
 
     z_dim: int = 100
@@ -89,21 +89,9 @@ class GanConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        for name in ("steps", "batch_size", "sample_every", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"GanConfig.{name} must be at least 1, got {getattr(self, name)}")
+        self._require_at_least_one(*("steps", "batch_size", "sample_every", "checkpoint_every", "log_every"))
         if not 0 < self.real_label_smoothing <= 1:
             raise ValueError(f"real_label_smoothing must be in (0, 1], got {self.real_label_smoothing}")
-
-    def to_dict(self) -> dict:
-        """Plain values only, as stored in checkpoints."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GanConfig":
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are ignored)."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
 
 
 @dataclass
