@@ -109,9 +109,9 @@ def load_face_crop(source, face_box, image_size: int = 64, margin: float = DEFAU
                 # Decode small enough that the crop is still at least image_size wide.
                 shrink = (crop[2] - crop[0]) / image_size if draft else 1.0
                 decoded = decode_rgb(img, shrink=shrink, upright=False)
-    except ImageTooLarge:
+    except (ImageTooLarge, Image.DecompressionBombError):
         return None, TOO_LARGE
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None, UNREADABLE
     if decoded.grey_filled:  # scan data cut short and padded with grey by libjpeg
         return None, UNREADABLE

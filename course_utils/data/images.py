@@ -95,10 +95,8 @@ def decode_rgb(image: Image.Image, shrink: float = 1.0, max_side: int | None = N
         factor = int(shrink * image.width / original_size[0])  # integer reduction still allowed
         if image.mode.startswith("I") or image.mode == "F":
             image = _high_depth_to_l(image, max(factor, 1))
-        else:
+        else:  # 8-bit: resize(reducing_gap=...) below reduces in the native mode already
             image = _to_working_mode(image)
-            if factor >= 2:
-                image = image.reduce(factor)
         if max_side is not None and max(image.size) > max_side:
             image = image.copy()
             image.thumbnail((max_side, max_side), RESAMPLE, reducing_gap=REDUCING_GAP)
