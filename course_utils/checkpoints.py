@@ -6,9 +6,14 @@ state_dict), plus optionally ``optimizers``, ``step``, ``rng`` and ``history``.
 It is written to a temporary file beside the target and moved into place with
 ``os.replace``, so an interrupted save never leaves a half-written checkpoint.
 It is read with ``torch.load(weights_only=True)``, which refuses pickled code.
+A SHA-256 of the contents (every tensor's bytes, dtype and shape, and every
+plain value) is stored under ``DIGEST_KEY`` and checked on load, so a damaged
+file is refused instead of loading different weights. The file is fsynced
+before the rename.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -20,6 +25,36 @@ import numpy as np
 import torch
 
 KINDS = ("gan", "encoder", "classifier")
+DIGEST_KEY = "sha256"
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's (zip) format; save_checkpoint never writes anything else
+
+
+class CheckpointError(ValueError):
+    """The file is not a readable course checkpoint (empty, not a checkpoint, damaged)."""
+
+
+def content_digest(obj: Any) -> str:
+    """SHA-256 of a checkpoint's contents: tensor bytes, dtypes and shapes, and plain values, in key order."""
+    digest = hashlib.sha256()
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"{where}:tensor:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, Mapping):
+            digest.update(f"{where}:mapping:{len(value)}\n".encode())
+            for key in sorted(value, key=repr):
+                walk(value[key], f"{where}/{key!r}")
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"{where}:{type(value).__name__}:{len(value)}\n".encode())
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+        else:
+            digest.update(f"{where}:{value!r}\n".encode())
+
+    walk(obj, "")
+    return digest.hexdigest()
 
 
 def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
@@ -35,9 +70,14 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    contents = {key: value for key, value in obj.items() if key != DIGEST_KEY}
+    contents[DIGEST_KEY] = content_digest(contents)
     try:
-        torch.save(dict(obj), tmp_name)
+        torch.save(contents, tmp_name)
+        with open(tmp_name, "rb+") as handle:  # on disk before the rename, so a crash cannot leave zeros
+            os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+        _fsync_folder(path.parent)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
@@ -51,10 +91,19 @@ def load_checkpoint(
 
     Only tensors and plain values are accepted: a file that needs arbitrary
     pickled objects (which could run code) is refused with a RuntimeError.
+    An empty, foreign or damaged file (including one whose contents no longer
+    match the stored SHA-256) raises ``CheckpointError``, a ValueError naming
+    the file. Files saved before digests were stored load unchecked.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(len(_ZIP_MAGIC))
+    if not head.startswith(_ZIP_MAGIC):
+        what = "is empty (0 bytes)" if not head else f"starts with {head!r}"
+        raise CheckpointError(f"{path} is not a course checkpoint: it {what}, not a file written by "
+                              "save_checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -62,8 +111,15 @@ def load_checkpoint(
             f"refusing to load {path}: it is not a plain-weights checkpoint "
             f"(it holds pickled objects that could run code). Details: {error}"
         ) from None
+    except Exception as error:  # torch/zip/pickle raise many types for a damaged file
+        raise CheckpointError(f"{path} is damaged and cannot be read as a checkpoint "
+                              f"({type(error).__name__}: {error}); save it again") from None
     if not isinstance(checkpoint, dict) or "kind" not in checkpoint:
-        raise ValueError(f"{path} is not a course checkpoint (no 'kind' entry)")
+        raise CheckpointError(f"{path} is not a course checkpoint (no 'kind' entry)")
+    stored = checkpoint.pop(DIGEST_KEY, None)
+    if stored is not None and stored != content_digest(checkpoint):
+        raise CheckpointError(f"{path} is damaged: its contents do not match the SHA-256 stored when it "
+                              "was saved (a changed byte); refusing it. Save or download it again")
     if checkpoint["kind"] != expected_kind:
         raise ValueError(
             f"{path} is a {checkpoint['kind']!r} checkpoint, but a {expected_kind!r} checkpoint was expected"
@@ -72,6 +128,20 @@ def load_checkpoint(
         if key not in checkpoint:
             raise ValueError(f"{path} has no {key!r} entry")
     return checkpoint
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable (POSIX); where folders cannot be opened there is nothing to do."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def check_config(saved: Mapping[str, Any], wanted: Mapping[str, Any], keys: Iterable[str], what: str) -> None:

@@ -14,7 +14,8 @@ Decisions worth knowing:
   hundreds. Images above Pillow's decompression-bomb limit
   (``2 * PIL.Image.MAX_IMAGE_PIXELS``) are refused with a ``ValueError``.
 * 16-bit and float greyscale images are scaled into 0..255 rather than
-  clipped (see ``_high_depth_to_l``).
+  clipped, after shrinking (see ``course_utils.data.images``, the reader the
+  face cache uses too).
 """
 from __future__ import annotations
 
@@ -25,24 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from course_utils.data.crops import square_crop_box
+from course_utils.data.images import ImageTooLarge, check_pixels, decode_rgb, resize_square
 from course_utils.imaging import to_model_range
 
 MIN_SIDE = 8
 DEFAULT_MAX_SIDE = 2048
-_BACKGROUND = (255, 255, 255)
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-# EXIF orientation -> the transpose that makes the photo upright (same table as ImageOps.exif_transpose).
-_EXIF_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
 
 
 def load_photo(source, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
@@ -50,39 +41,38 @@ def load_photo(source, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
 
     Returns an RGB PIL image, rotated upright by its EXIF orientation, with the
     longest side at most ``max_side``. Raises ``ValueError`` saying what was
-    wrong for anything that is not a readable image.
+    wrong for anything that is not a readable image. Decoding is done by
+    ``course_utils.data.images.decode_rgb``, the reader the face cache uses.
     """
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < MIN_SIDE:
+        raise ValueError(f"max_side must be a whole number of pixels >= {MIN_SIDE}, got {max_side!r}")
     image, origin = _open(source)
-    opened_here = image is not source  # never draft or resize a caller's own image in place
-    try:
-        with warnings.catch_warnings():
-            # We shrink right away, so big-but-allowed images are not a threat.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            if opened_here and image.format == "JPEG":
-                image.draft(None, (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale
-            image.load()
-            orientation = _exif_orientation(image)
-            image = _to_working_mode(image)
-            if max(image.size) > max_side:
-                if image is source:
-                    image = image.copy()
-                image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
-            image = _flatten_alpha(image)
-            # Rotating after shrinking avoids copying a full-size camera image.
-            if orientation in _EXIF_TRANSPOSE:
-                image = image.transpose(_EXIF_TRANSPOSE[orientation])
-    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
-        # Truncated or corrupt data surfaces only when pixels are decoded.
-        raise ValueError(f"could not decode {origin}: {error}") from error
-    if image is source:
-        image = image.copy()  # callers may edit the result; never hand back their own object
-    if min(image.size) < MIN_SIDE:
-        width, height = image.size
+    width, height = image.size
+    if min(width, height) < MIN_SIDE:
         raise ValueError(
             f"{origin} is only {width}x{height} pixels; a face photo needs at least "
             f"{MIN_SIDE} px on each side"
         )
-    return image
+    try:
+        check_pixels(image, origin)
+        if image is source:
+            image.load()  # a caller's image is never drafted (draft changes it in place)
+        decoded = decode_rgb(image, max_side=int(max_side), origin=origin)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as error:
+        # Truncated or corrupt data surfaces only when pixels are decoded.
+        raise ValueError(f"could not decode {origin}: {error}") from error
+    if decoded.grey_filled:
+        warnings.warn(f"{origin} looks cut short: its last rows are the grey fill of missing JPEG data",
+                      UserWarning, stacklevel=2)
+    result = decoded.image
+    if result is source:
+        result = result.copy()  # callers may edit the result; never hand back their own object
+    if min(result.size) < MIN_SIDE:
+        raise ValueError(
+            f"{origin} is {width}x{height} pixels, too long and thin: shrunk to at most {max_side} px "
+            f"it would be {result.width}x{result.height}, under {MIN_SIDE} px on a side"
+        )
+    return result
 
 
 def crop_face(image, box=None, size: int = 64, margin: float = 0.4) -> np.ndarray:
@@ -90,24 +80,23 @@ def crop_face(image, box=None, size: int = 64, margin: float = 0.4) -> np.ndarra
 
     ``image`` is anything ``load_photo`` accepts. The box is widened by
     ``margin`` (0.4 adds 40% of the box side) and kept inside the image; without
-    a box the centre square is used. Returns uint8 (size, size, 3).
+    a box the centre square is used. The square and the resampling are those
+    of the training crops (``data.crops.square_crop_box``). Returns uint8 (size, size, 3).
     """
     if size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     photo = load_photo(image)
-    left, top, side = _square_region(photo.size, box, margin)
+    region = square_crop_box(box, photo.width, photo.height, margin)
+    side = region[2] - region[0]
     if side < size:
         warnings.warn(
             f"the face region is {side:.0f} px wide, smaller than {size} px; upscaling it",
             UserWarning,
             stacklevel=2,
         )
-    region = (left, top, left + side, top + side)
-    # reducing_gap lets Pillow use fast integer reduce() before the LANCZOS pass.
-    crop = photo.resize((size, size), Image.Resampling.LANCZOS, box=region, reducing_gap=3.0)
-    return np.asarray(crop, dtype=np.uint8).copy()
+    return resize_square(photo, region, size)
 
 
 def photo_to_tensor(source, box=None, size: int = 64, margin: float = 0.4) -> torch.Tensor:
@@ -140,11 +129,13 @@ def _open(source) -> tuple[Image.Image, str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(io.BytesIO(data)), origin
-    except Image.DecompressionBombError as error:
+    except (Image.DecompressionBombError, ImageTooLarge) as error:
         raise ValueError(
             f"{origin} is too large to decode safely ({error}); shrink the photo first"
         ) from error
-    except UnidentifiedImageError as error:
+    except (OSError, SyntaxError) as error:  # a damaged header fails while opening
+        if not isinstance(error, UnidentifiedImageError):
+            raise ValueError(f"could not decode {origin}: {error}") from error
         preview = bytes(data[:16])
         raise ValueError(
             f"{origin} is not an image format Pillow can read (starts with {preview!r})"
@@ -165,80 +156,3 @@ def _from_array(array: np.ndarray) -> Image.Image:
             f"expected a uint8 array of shape (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}"
         )
     return Image.fromarray(np.ascontiguousarray(array))
-
-
-def _exif_orientation(image: Image.Image) -> int:
-    """The EXIF orientation tag (1 = upright); a broken EXIF block is not worth failing for."""
-    try:
-        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
-    except Exception as error:  # malformed EXIF raises a variety of types
-        warnings.warn(f"ignoring unreadable EXIF orientation: {error}", UserWarning, stacklevel=3)
-        return 1
-
-
-def _to_working_mode(image: Image.Image) -> Image.Image:
-    """Any mode -> L, RGB or RGBA (alpha kept for compositing after resizing)."""
-    if image.mode.startswith("I") or image.mode == "F":
-        return _high_depth_to_l(image)
-    if image.mode in ("L", "RGB") and "transparency" not in image.info:
-        return image
-    if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        return image.convert("RGBA")
-    if image.mode == "1":
-        return image.convert("L")
-    try:
-        return image.convert("RGB")
-    except ValueError as error:
-        raise ValueError(f"cannot convert image mode {image.mode} to RGB: {error}") from error
-
-
-def _high_depth_to_l(image: Image.Image) -> Image.Image:
-    """16/32-bit integer or float greyscale -> 8-bit, scaled instead of clipped.
-
-    ``I;16*`` is known to be 16-bit and divided by 257. For ``I`` and ``F`` the
-    range is read from the data: floats within [0, 1] are scaled by 255, values
-    within 0..255 kept, within 0..65535 treated as 16-bit, anything else
-    stretched min..max.
-    """
-    values = np.asarray(image).astype(np.float64)
-    values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(values.min()), float(values.max())
-    if image.mode.startswith("I;16"):
-        scaled = values / 257.0
-    elif image.mode == "F" and low >= 0 and high <= 1:
-        scaled = values * 255.0
-    elif low >= 0 and high <= 255:
-        scaled = values
-    elif low >= 0 and high <= 65535:
-        scaled = values / 257.0
-    else:
-        scaled = (values - low) / max(high - low, 1e-12) * 255.0
-    return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), mode="L")
-
-
-def _flatten_alpha(image: Image.Image) -> Image.Image:
-    if image.mode == "RGBA":
-        background = Image.new("RGBA", image.size, _BACKGROUND + (255,))
-        return Image.alpha_composite(background, image).convert("RGB")
-    return image.convert("RGB") if image.mode != "RGB" else image
-
-
-def _square_region(image_size, box, margin: float) -> tuple[float, float, float]:
-    """(left, top, side) of a square inside the image, around ``box`` if given."""
-    width, height = image_size
-    if box is None:
-        side = min(width, height)
-        return (width - side) / 2, (height - side) / 2, side
-    try:
-        x1, y1, x2, y2 = (float(v) for v in box)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"box must be four numbers (x1, y1, x2, y2), got {box!r}") from error
-    if not all(np.isfinite([x1, y1, x2, y2])) or x2 <= x1 or y2 <= y1:
-        raise ValueError(f"box must satisfy x1 < x2 and y1 < y2 with finite values, got {box!r}")
-    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise ValueError(f"box {box!r} lies outside the {width}x{height} image")
-    side = min(max(x2 - x1, y2 - y1) * (1 + margin), width, height)
-    centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
-    left = min(max(centre_x - side / 2, 0), width - side)
-    top = min(max(centre_y - side / 2, 0), height - side)
-    return left, top, side

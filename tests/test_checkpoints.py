@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_utils.checkpoints import (
+    CheckpointError,
     capture_rng_state,
     check_config,
     load_checkpoint,
@@ -112,3 +113,36 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     assert torch.equal(torch.rand(4), expected[0])
     assert np.array_equal(np.random.rand(4), expected[1])
     assert [random.random() for _ in range(4)] == expected[2]
+
+
+def test_a_flipped_byte_in_the_weights_is_refused(tmp_path):
+    weight = torch.arange(256, dtype=torch.float32) * 0.37 + 5.0
+    checkpoint = {"kind": "gan", "config": {}, "models": {"generator": {"weight": weight}}}
+    path = save_checkpoint(checkpoint, tmp_path / "gan.pt")
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(weight.numpy().tobytes())  # the tensor is stored uncompressed
+    data[at + 401] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"gan\.pt is damaged"):
+        load_checkpoint(path, "gan")
+
+
+def test_empty_and_text_files_give_one_clear_message(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.pt"
+    text.write_text("epoch 3: loss 0.25\n")
+    for path in (empty, text):
+        with pytest.raises(CheckpointError, match=rf"{path.name} is not a course checkpoint") as error:
+            load_checkpoint(path, "gan")
+        assert isinstance(error.value, ValueError)
+    with pytest.raises(CheckpointError, match="empty"):
+        load_checkpoint(empty, "gan")
+
+
+def test_digest_is_not_part_of_the_loaded_checkpoint_and_a_resave_round_trips(tmp_path):
+    path = save_checkpoint(small_checkpoint(), tmp_path / "gan.pt")
+    loaded = load_checkpoint(path, "gan")
+    assert "sha256" not in loaded
+    again = load_checkpoint(save_checkpoint(loaded, tmp_path / "again.pt"), "gan")
+    assert torch.equal(again["models"]["generator"]["weight"], torch.ones(3))

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from course_utils.data import download_dataset, safe_extract
+from course_utils.data.download import CorruptArchive
 from course_utils.data.mini_wiki import build_mini_wiki
 
 
@@ -170,3 +171,185 @@ def test_offline_error_says_what_to_download_and_where(tmp_path):
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="unknown dataset"):
         download_dataset("faces-of-mars")
+
+
+# ---------------------------------------------------------------- links, broken transfers, stuck states
+
+def tar_of(members):
+    """A tar from (name, kind, linkname_or_data) triples; kind is 'dir', 'file' or 'sym'."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind, extra in members:
+            info = tarfile.TarInfo(name)
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "sym":
+                info.type, info.linkname = tarfile.SYMTYPE, extra
+                tar.addfile(info)
+            else:
+                info.size = len(extra)
+                tar.addfile(info, io.BytesIO(extra))
+    return buffer.getvalue()
+
+
+def test_chained_symlinks_are_refused_and_nothing_is_written_outside(tmp_path):
+    # Each link looks harmless on its own text; together they lead to /etc.
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(tar_of([
+        ("wiki_crop/a/b/c", "dir", None),
+        ("wiki_crop/a/b/c/u", "sym", "../../../.."),
+        ("wiki_crop/esc", "sym", "a/b/c/u/../../../../etc"),
+        ("wiki_crop/esc/course_test_evil", "file", b"pwned"),
+    ]))
+    with pytest.raises(RuntimeError, match="refusing"):
+        safe_extract(archive, tmp_path / "out", expected_folder="wiki_crop")
+    assert leftovers(tmp_path) == ["a.tar", "out"]
+
+
+def test_long_symlink_chain_cannot_overwrite_a_file_outside(tmp_path):
+    # The CVE-2025-4517 shape: long directory names and a chain of links whose
+    # resolved path exceeds PATH_MAX, ending in a link to a file outside the target.
+    outside = tmp_path / "outside.txt"
+    outside.write_text("original")
+    target = tmp_path / "deep" / "er" / "out"
+    component = "d" * 247
+    members, path = [], "wiki_crop"
+    for step in "abcdefghijklmnop":
+        members.append((f"{path}/{component}", "dir", None))
+        members.append((f"{path}/{step}", "sym", component))
+        path = f"{path}/{component}"
+    chain = "wiki_crop/" + "/".join("abcdefghijklmnop") + "/" + "l" * 254
+    members.append((chain, "sym", "../" * 16))
+    members.append(("wiki_crop/escape", "sym", f"{chain}/../../../outside.txt"))
+    members.append(("wiki_crop/escape", "file", b"overwritten"))
+    archive = tmp_path / "chain.tar"
+    archive.write_bytes(tar_of(members))
+    with pytest.raises(RuntimeError, match="links to"):
+        safe_extract(archive, target, expected_folder="wiki_crop")
+    assert outside.read_text() == "original"
+    assert list(target.iterdir()) == []
+
+
+def test_archives_that_are_not_tars_or_hold_no_expected_folder_are_corrupt(tmp_path):
+    for name, data in [("zeros.tar", bytes(20480)), ("html.tar", b"<html><body>Not found</body></html>"),
+                       ("other.tar", tar_of([("imdb_crop/x.jpg", "file", b"x")]))]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CorruptArchive):
+            safe_extract(tmp_path / name, tmp_path / "out", expected_folder="wiki_crop")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+class FlakyHandler(BaseHTTPRequestHandler):
+    """Serves ``server.payload`` with Range and 416 like a real server; can hide the size or cut transfers."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        server, data = self.server, self.server.payload
+        requested = self.headers.get("Range")
+        server.ranges.append(requested)
+        start = int(requested.split("=")[1].split("-")[0]) if requested else 0
+        if start >= len(data) and requested:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = data[start:]
+        self.send_response(206 if requested else 200)
+        if requested:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        if server.send_length:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: server.cut_at] if server.cut_at else body)
+        self.wfile.flush()
+        if server.cut_at:
+            self.connection.shutdown(socket.SHUT_RDWR)  # close at a tar boundary / mid-transfer
+        self.close_connection = True
+
+
+@pytest.fixture
+def flaky(archive_bytes):
+    httpd = QuietServer(("127.0.0.1", 0), FlakyHandler)
+    httpd.payload, httpd.ranges, httpd.send_length, httpd.cut_at = archive_bytes, [], True, None
+    httpd.timeout = 5
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def tar_member_boundary(data):
+    """Byte offset just after the third member of a tar (a place a short read could stop cleanly)."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+    return members[3].offset
+
+
+def test_transfer_without_content_length_that_stops_early_is_not_accepted(tmp_path, flaky, archive_bytes):
+    flaky.send_length, flaky.cut_at = False, tar_member_boundary(archive_bytes)
+    with pytest.raises(RuntimeError, match="without its size"):
+        download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert not (tmp_path / "wiki" / "wiki_crop.tar").exists()
+    assert not (tmp_path / "wiki" / "wiki_crop").exists()
+
+
+def test_transfer_that_always_stops_early_grows_the_part_until_complete(tmp_path, flaky, archive_bytes):
+    flaky.cut_at = len(archive_bytes) // 12 + 1
+    part = tmp_path / "wiki" / "wiki_crop.tar.part"
+    sizes = []
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="kept and the next run resumes it"):
+            download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+        sizes.append(part.stat().st_size)
+    assert 0 < sizes[0] < sizes[1] < len(archive_bytes)
+    assert part.read_bytes() == archive_bytes[:sizes[1]]
+    folder = download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert (folder / "wiki.mat").exists()
+    assert (tmp_path / "wiki" / "wiki_crop.tar").read_bytes() == archive_bytes
+    assert not part.exists()
+
+
+def test_complete_part_left_behind_is_finished_without_a_416_loop(tmp_path, flaky, archive_bytes):
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki" / "wiki_crop.tar.part").write_bytes(archive_bytes)
+    folder = download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert (folder / "wiki.mat").exists()
+    assert flaky.ranges == [f"bytes={len(archive_bytes)}-"]  # one request, answered 416 with the size
+    assert leftovers(tmp_path / "wiki")[0] == "wiki_crop"
+    assert not (tmp_path / "wiki" / "wiki_crop.tar.part").exists()
+
+
+def test_part_of_zeros_is_moved_aside_and_fetched_again(tmp_path, flaky, archive_bytes, capsys):
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki" / "wiki_crop.tar.part").write_bytes(bytes(len(archive_bytes)))
+    folder = download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert (folder / "wiki.mat").exists()
+    aside = tmp_path / "wiki" / "wiki_crop.tar.bad-1"
+    assert aside.read_bytes() == bytes(len(archive_bytes)) and str(aside) in capsys.readouterr().out
+
+
+def test_html_archive_on_disk_is_moved_aside_named_and_fetched_again(tmp_path, flaky, archive_bytes, capsys):
+    (tmp_path / "wiki").mkdir()
+    html = b"<!DOCTYPE html><html><body>Please log in</body></html>"
+    (tmp_path / "wiki" / "wiki_crop.tar").write_bytes(html)
+    folder = download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert (folder / "wiki.mat").exists()
+    assert (tmp_path / "wiki" / "wiki_crop.tar").read_bytes() == archive_bytes
+    aside = tmp_path / "wiki" / "wiki_crop.tar.bad-1"
+    assert aside.read_bytes() == html
+    out = capsys.readouterr().out
+    assert str(tmp_path / "wiki" / "wiki_crop.tar") in out and str(aside) in out
+
+
+def test_a_broken_archive_from_the_server_is_an_error_naming_it(tmp_path, flaky):
+    flaky.payload = b"<html>maintenance</html>" * 50
+    with pytest.raises(CorruptArchive, match="wiki_crop.tar.bad-2"):
+        download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert not (tmp_path / "wiki" / "wiki_crop").exists()

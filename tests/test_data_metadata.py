@@ -15,7 +15,7 @@ def datenum(year, month, day):
     return date(year, month, day).toordinal() + 366
 
 
-def write_real_layout_mat(path, rows, struct_name="wiki", celeb=False):
+def write_real_layout_mat(path, rows, struct_name="wiki", celeb=False, date_dtype=None):
     """A .mat laid out like the real wiki.mat: one struct of 1xN rows, cells for strings and boxes."""
     n = len(rows)
 
@@ -26,8 +26,8 @@ def write_real_layout_mat(path, rows, struct_name="wiki", celeb=False):
         return out
 
     struct = {
-        "dob": np.array([[r["dob"] for r in rows]], dtype=np.int32),
-        "photo_taken": np.array([[r["photo_taken"] for r in rows]], dtype=np.uint16),
+        "dob": np.array([[r["dob"] for r in rows]], dtype=date_dtype or np.int32),
+        "photo_taken": np.array([[r["photo_taken"] for r in rows]], dtype=date_dtype or np.uint16),
         "full_path": cells(np.array([r["full_path"]]) for r in rows),
         "gender": np.array([[r["gender"] for r in rows]], dtype=np.float64),
         "name": cells(np.array([r["name"]]) if r["name"] else np.array([], dtype="<U1") for r in rows),
@@ -153,3 +153,20 @@ def test_reading_is_vectorised_and_fast(tmp_path):
     assert len(table) == 10_000
     assert time.perf_counter() - started < 2.0
     assert isinstance(table["birth_date"].dtype, type(pd.Series(dtype="datetime64[s]").dtype))
+
+
+def test_nan_dates_scores_and_wrong_length_boxes_are_counted_defects(tmp_path):
+    rows = [row(i) for i in range(6)]
+    rows += [row(6, dob=np.nan), row(7, taken=np.nan)]                    # NaN dob / NaN photo_taken
+    rows += [row(8, score=np.nan), row(9, score=np.inf)]                  # NaN / +inf face score
+    rows += [{**row(10), "box": [1.0, 2.0, 3.0]}, {**row(11), "box": [1.0, 2.0, 3.0, 4.0, 5.0]}]
+    table = read_imdb_wiki_metadata(write_real_layout_mat(tmp_path / "wiki.mat", rows, date_dtype=np.float64))
+    assert len(table) == 12
+    assert table.loc[6, "dob"] is pd.NA and table.loc[7, "photo_taken"] is pd.NA  # not int64's minimum
+    assert table["dob"].dropna().min() > 0 and np.isnan(table.loc[6, "age"]) and np.isnan(table.loc[7, "age"])
+    assert table.loc[[10, 11], ["face_x1", "face_y1", "face_x2", "face_y2"]].isna().all().all()
+    kept, funnel = filter_faces(table)
+    removed = funnel.set_index("rule")["removed"]
+    assert removed["low face score"] == 2 and removed["age invalid or outside 0-100"] == 2
+    assert sorted(kept.index) == [0, 1, 2, 3, 4, 5, 10, 11]
+    assert np.isfinite(kept["face_score"]).all()

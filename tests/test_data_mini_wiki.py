@@ -156,3 +156,30 @@ def test_builder_is_deterministic(tmp_path):
 def test_builder_rejects_tiny_datasets(tmp_path):
     with pytest.raises(ValueError, match="n_entries"):
         build_mini_wiki(tmp_path, n_entries=5, progress=False)
+
+
+class PlantedPayload:
+    """Unpickling this would create ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_planted_in_the_cache_never_runs(home, tmp_path):
+    import pickle
+
+    folder = home["faces"].path
+    marker = tmp_path / "payload-ran"
+    assert not list(folder.glob("*.pkl"))  # the cache itself holds no pickles
+    (folder / "table.pkl").write_bytes(pickle.dumps(PlantedPayload(marker)))
+    again = load_face_cache(progress=False, workers=1)
+    assert not marker.exists() and again.path == folder and len(again) == len(home["faces"])
+    assert again.table.equals(home["faces"].table)
+    # A cache folder holding only the planted pickle (an old or tampered format) is rebuilt, not unpickled.
+    (folder / "table.json").unlink()
+    rebuilt = load_face_cache(progress=False, workers=1)
+    assert not marker.exists() and (folder / "table.json").exists()
+    assert np.array_equal(rebuilt.images, home["faces"].images)

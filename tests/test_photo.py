@@ -1,12 +1,14 @@
 """load_photo / crop_face / photo_to_tensor: every mode, format, size and bad input."""
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import ExifTags, Image
 
+from course_utils.data.crops import BAD_BOX, GRAYSCALE, OK, TOO_LARGE, UNREADABLE, crop_faces, load_face_crop
 from course_utils.photo import DEFAULT_MAX_SIDE, MIN_SIDE, crop_face, load_photo, photo_to_tensor
 
 
@@ -280,3 +282,137 @@ def test_photo_to_tensor_is_model_ready():
     assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == torch.float32
     assert tensor.min() >= -1 and tensor.max() <= 1
     assert torch.allclose(tensor[0, :, 32, 32], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)
+
+
+# ---------------------------------------------------------------- one reader for crops and uploads
+
+def sixteen_bit_png(path, width, height, row_value):
+    """Write a 16-bit greyscale PNG row by row (no full image in memory); row_value(y) -> 0..65535."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(6)
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)))
+        for y in range(height):
+            row = b"\x00" + struct.pack(">H", row_value(y)) * width
+            block = compressor.compress(row)
+            if block:
+                out.write(chunk(b"IDAT", block))
+        out.write(chunk(b"IDAT", compressor.flush()) + chunk(b"IEND", b""))
+    return path
+
+
+MEMORY_PROBE = """
+import resource, sys, time
+from course_utils.photo import load_photo
+import numpy as np
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+image = load_photo(sys.argv[1])
+seconds = time.perf_counter() - started
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+mean = float(np.asarray(image).mean())
+print(before, after, image.size[0], image.size[1], round(mean, 1), round(seconds, 1))
+"""
+
+
+def test_huge_sixteen_bit_png_loads_in_bounded_memory(tmp_path):
+    import subprocess
+    import sys
+
+    path = sixteen_bit_png(tmp_path / "huge16.png", 13000, 13000, lambda y: 20000 + (y * 3) % 20000)
+    assert path.stat().st_size < 2_000_000
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path)], capture_output=True, text=True,
+                            timeout=300, cwd=str(Path(__file__).resolve().parents[1]))
+    assert result.returncode == 0, result.stderr
+    before_kb, after_kb, width, height, mean, seconds = result.stdout.split()
+    print(f"ru_maxrss after imports {int(before_kb) // 1024} MB, after load_photo {int(after_kb) // 1024} MB, "
+          f"{seconds} s")
+    assert (int(width), int(height)) == (DEFAULT_MAX_SIDE, DEFAULT_MAX_SIDE)
+    assert 100 < float(mean) < 150  # 16-bit values scaled by 1/257, not clipped to white
+    # The 16-bit decode alone is 13000*13000*2 B = 338 MB; a float64 copy would add 1.35 GB.
+    assert int(after_kb) - int(before_kb) < 1024 * 1024
+
+
+def png_file(tmp_path, image, name):
+    path = tmp_path / name
+    image.save(path)
+    return path
+
+
+def test_sixteen_bit_png_crop_is_not_near_white(tmp_path):
+    values = np.full((120, 120), 30000, dtype=np.uint16)
+    values[40:80, 40:80] = 10000
+    path = png_file(tmp_path, Image.fromarray(values), "grey16.png")
+    crop, outcome = load_face_crop(path, (40, 40, 80, 80), image_size=32, margin=0.0)
+    assert outcome == GRAYSCALE
+    assert np.allclose(crop[4:-4, 4:-4], round(10000 / 257), atol=2)
+    assert np.array_equal(crop, crop_face(path, box=(40, 40, 80, 80), size=32, margin=0.0))
+
+
+def test_transparency_is_white_in_crops_and_uploads_alike(tmp_path):
+    rgba = np.zeros((100, 100, 4), dtype=np.uint8)  # hidden colour black, fully transparent
+    rgba[30:70, 30:70] = (200, 30, 40, 255)
+    rgba[0:10, :] = (0, 0, 0, 128)
+    path = png_file(tmp_path, Image.fromarray(rgba, "RGBA"), "cutout.png")
+    for box, margin in [((30, 30, 70, 70), 0.8), ((0, 0, 100, 100), 0.0)]:
+        training, outcome = load_face_crop(path, box, image_size=48, margin=margin)
+        upload = crop_face(path, box=box, size=48, margin=margin)
+        assert outcome == OK
+        assert np.array_equal(training, upload)
+    assert np.allclose(training[30, 2], 255, atol=1)  # transparent -> white, not black
+    assert np.allclose(training[1, 30], 127, atol=2)  # half-transparent black over white
+
+
+def test_face_boxes_outside_the_photo_or_not_finite_are_invalid(tmp_path):
+    path = png_file(tmp_path, Image.new("RGB", (100, 80), (10, 20, 30)), "photo.png")
+    for box in [(200, 10, 260, 70), (-90, -90, -10, -10), (0, 0, np.inf, 40), (np.nan, 0, 10, 10), (1, 2, 3)]:
+        assert load_face_crop(path, box) == (None, BAD_BOX)
+
+
+def test_over_limit_photo_in_a_batch_is_counted_not_raised(tmp_path, monkeypatch):
+    small = png_file(tmp_path, Image.new("RGB", (40, 40), (90, 90, 90)), "small.png")
+    big = png_file(tmp_path, Image.new("RGB", (400, 400), (90, 90, 90)), "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # big = 160000 px > 2 * 20000
+    images, outcomes = crop_faces([small, big, small], [(5, 5, 35, 35), (50, 50, 350, 350), (5, 5, 35, 35)],
+                                  image_size=16, workers=1, progress=False)
+    assert outcomes == [OK, TOO_LARGE, OK] and images.shape == (3, 16, 16, 3)
+    assert images[1].max() == 0 and np.allclose(images[0], 90, atol=1)
+    with pytest.raises(ValueError, match="too large to decode safely"):
+        load_photo(big)
+
+
+def test_header_truncated_jpeg_is_a_value_error(tmp_path):
+    data = encoded(scene(), "JPEG")
+    for cut in (30, 120, 200):
+        with pytest.raises(ValueError):
+            load_photo(data[:cut])
+        (tmp_path / "cut.jpg").write_bytes(data[:cut])
+        assert load_face_crop(tmp_path / "cut.jpg", (120, 20, 160, 60)) == (None, UNREADABLE)
+
+
+def test_jpeg_with_cut_scan_data_and_a_new_end_marker_is_flagged(tmp_path):
+    rng = np.random.default_rng(1)
+    data = encoded(Image.fromarray(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)), "JPEG", quality=90)
+    damaged = data[: int(len(data) * 0.6)] + b"\xff\xd9"
+    with pytest.warns(UserWarning, match="cut short"):
+        load_photo(damaged)
+    (tmp_path / "cut.jpg").write_bytes(damaged)
+    assert load_face_crop(tmp_path / "cut.jpg", (50, 50, 200, 200)) == (None, UNREADABLE)
+    (tmp_path / "whole.jpg").write_bytes(data)
+    assert load_face_crop(tmp_path / "whole.jpg", (50, 50, 200, 200))[1] == OK
+
+
+@pytest.mark.parametrize("max_side", [0, -5, 3, 2.5, None])
+def test_bad_max_side_is_a_clear_value_error(max_side):
+    with pytest.raises(ValueError, match="max_side must be"):
+        load_photo(encoded(scene(), "PNG"), max_side=max_side)
+
+
+def test_long_thin_photo_message_gives_the_real_size():
+    with pytest.raises(ValueError, match=r"is 8x5000 pixels, too long and thin.* 3x2048"):
+        load_photo(encoded(Image.new("RGB", (8, 5000)), "PNG"))

@@ -2,15 +2,18 @@
 
 ``load_face_cache()`` makes sure the dataset exists, reads and filters the
 metadata, assigns age groups, crops the faces in parallel and stores
-``images.npy`` + ``table.pkl`` + ``funnel.csv`` in
+``images.npy`` + ``table.json`` + ``funnel.csv`` in
 ``paths.cache_dir(dataset)/<key>/``. The key hashes the source metadata file
 (path, size, mtime) and every setting, so changing a setting builds a new
 cache and asking again reuses it. A build is written to a temporary folder and
-renamed, so an interrupted build never leaves a half cache.
+renamed, so an interrupted build never leaves a half cache. Nothing in the
+cache is a pickle (anyone who can write the folder could make a pickle run
+code): the table is JSON, the images a plain .npy read with allow_pickle=False.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,7 +31,7 @@ from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, gro
                         identity_keys, validate_age_groups)
 from .metadata import read_imdb_wiki_metadata
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: table.json instead of table.pkl
 FUNNEL_COLUMNS = ["stage", "rule", "removed", "converted", "remaining"]
 
 
@@ -104,7 +107,10 @@ def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups
                 "require_gender": bool(require_gender), "age_range": [0, 100], "single_face": True}
     folder = paths.cache_dir(dataset) / cache_key(mat_path, settings)
     if folder.exists() and not rebuild:
-        return _read_cache(folder, dataset, root, settings)
+        try:
+            return _read_cache(folder, dataset, root, settings)
+        except (OSError, ValueError, KeyError) as error:  # damaged or partly deleted: build it again
+            print(f"face cache {folder} is unreadable ({error}); rebuilding it")
     _build_cache(folder, root, mat_path, settings, workers, progress)
     return _read_cache(folder, dataset, root, settings)
 
@@ -143,8 +149,8 @@ def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, worke
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        np.save(staging / "images.npy", images)
-        table.to_pickle(staging / "table.pkl")
+        np.save(staging / "images.npy", images, allow_pickle=False)
+        (staging / "table.json").write_text(table.to_json(orient="table", index=False, double_precision=15))
         funnel.to_csv(staging / "funnel.csv", index=False)
         (staging / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True))
         if folder.exists():  # rebuild=True: replace the old cache
@@ -155,11 +161,14 @@ def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, worke
 
 
 def _read_cache(folder: Path, dataset: str, root: Path, settings: dict) -> FaceCache:
-    images = np.load(folder / "images.npy")
-    table = pd.read_pickle(folder / "table.pkl")
+    images = np.load(folder / "images.npy", allow_pickle=False)
+    table = pd.read_json(io.StringIO((folder / "table.json").read_text()), orient="table")
+    for column in table.columns:  # JSON brings dates back as nanoseconds; the build made seconds
+        if pd.api.types.is_datetime64_any_dtype(table[column]):
+            table[column] = table[column].astype("datetime64[s]")
     funnel = pd.read_csv(folder / "funnel.csv")
     if len(images) != len(table):
-        raise RuntimeError(f"face cache {folder} is inconsistent; delete it or pass rebuild=True")
+        raise ValueError(f"face cache {folder} is inconsistent ({len(images)} images, {len(table)} rows)")
     groups = tuple(tuple(g) for g in settings["age_groups"])
     return FaceCache(images=images, table=table, funnel=funnel, age_groups=groups, dataset=dataset,
                      dataset_root=root, path=folder, settings=settings)

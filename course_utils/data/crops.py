@@ -9,13 +9,17 @@ the photo is far bigger than the crop we need.
 from __future__ import annotations
 
 import io
+import math
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
+
+from .images import ImageTooLarge, decode_rgb, make_upright, resize_square
 
 DEFAULT_MARGIN = 0.4
 MIN_PHOTO_SIDE = 16  # smaller photos are placeholders (IMDB-WIKI has 1x1 ones)
@@ -24,19 +28,40 @@ MIN_PHOTO_SIDE = 16  # smaller photos are placeholders (IMDB-WIKI has 1x1 ones)
 BAD_BOX = "invalid face box"
 MISSING = "missing file"
 UNREADABLE = "unreadable/truncated"
+TOO_LARGE = "too large (pixel limit)"
 PLACEHOLDER = "placeholder (too small)"
 GRAYSCALE = "converted grayscale"
 CMYK = "converted CMYK"
 OK = "ok"
-REJECTIONS = (BAD_BOX, MISSING, UNREADABLE, PLACEHOLDER)
+REJECTIONS = (BAD_BOX, MISSING, UNREADABLE, TOO_LARGE, PLACEHOLDER)
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 CONVERSIONS = (GRAYSCALE, CMYK)
 
 
+def parse_face_box(face_box) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) as finite floats with x1 < x2 and y1 < y2, else ValueError."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in face_box)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"box must be four numbers (x1, y1, x2, y2), got {face_box!r}") from error
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        raise ValueError(f"box must satisfy x1 < x2 and y1 < y2 with finite values, got {face_box!r}")
+    return x1, y1, x2, y2
+
+
 def square_crop_box(face_box, width: int, height: int, margin: float = DEFAULT_MARGIN) -> tuple:
-    """Square (x1, y1, x2, y2) around ``face_box``, enlarged by ``margin`` and kept inside the photo."""
-    x1, y1, x2, y2 = (float(v) for v in face_box)
-    if not (x2 > x1 and y2 > y1):
-        raise ValueError(f"face box {face_box} has no area")
+    """Square (x1, y1, x2, y2) around ``face_box``, enlarged by ``margin`` and kept inside the photo.
+
+    ``face_box=None`` gives the centre square. A box that is not finite, has
+    no area or lies entirely outside the photo is a ValueError.
+    """
+    if face_box is None:
+        side = float(min(width, height))
+        left, top = (width - side) / 2, (height - side) / 2
+        return (left, top, left + side, top + side)
+    x1, y1, x2, y2 = parse_face_box(face_box)
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise ValueError(f"box {face_box!r} lies outside the {width}x{height} image")
     side = min(max(x2 - x1, y2 - y1) * (1.0 + margin), float(width), float(height))
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     left = min(max(cx - side / 2, 0.0), width - side)
@@ -49,13 +74,11 @@ def crop_face_image(image: Image.Image, face_box, image_size: int = 64,
     """Crop and resize an RGB PIL image -> uint8 (image_size, image_size, 3).
 
     ``box_scale`` maps original-photo coordinates onto ``image`` when it was
-    decoded at reduced size (draft mode).
+    decoded at reduced size (draft mode or block reduction).
     """
     scaled_box = [v * box_scale for v in face_box]
     crop = square_crop_box(scaled_box, image.width, image.height, margin)
-    # resize(box=...) crops with sub-pixel precision and resamples in one pass.
-    face = image.resize((image_size, image_size), Image.BILINEAR, box=crop, reducing_gap=2.0)
-    return np.asarray(face, dtype=np.uint8)
+    return resize_square(image, crop, image_size)
 
 
 def load_face_crop(source, face_box, image_size: int = 64, margin: float = DEFAULT_MARGIN,
@@ -63,33 +86,40 @@ def load_face_crop(source, face_box, image_size: int = 64, margin: float = DEFAU
     """Decode one photo (path or file object) and crop its face -> (uint8 crop or None, outcome).
 
     ``outcome`` is ``OK``, a conversion (grayscale/CMYK made RGB) or a
-    rejection (invalid face box, missing, unreadable/truncated, placeholder).
-    Never raises for bad files: IMDB-WIKI holds all of these.
+    rejection (invalid face box, missing, unreadable/truncated, too large,
+    placeholder). Never raises for bad files: IMDB-WIKI holds all of these.
+    Decoding goes through ``images.decode_rgb``, as uploads do.
     """
-    x1, y1, x2, y2 = (float(v) for v in face_box)
-    if not (x2 > x1 and y2 > y1):
+    try:
+        parse_face_box(face_box)
+    except ValueError:
         return None, BAD_BOX
     if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
         return None, MISSING
     try:
-        with Image.open(source) as img:
-            if min(img.size) < MIN_PHOTO_SIDE:
-                return None, PLACEHOLDER
-            original_mode, original_width = img.mode, img.width
-            box_scale = 1.0
-            if draft and img.format == "JPEG":
-                crop = square_crop_box(face_box, img.width, img.height, margin)
-                # Ask for a decode where the crop is still at least image_size wide.
-                needed = max(1, int(image_size * img.width / (crop[2] - crop[0])))
-                drafted = img.draft("RGB" if original_mode == "RGB" else None, (needed, needed))
-                if drafted is not None:  # (mode, (0, 0, width / scale, height / scale))
-                    box_scale = drafted[1][2] / original_width
-            img.load()  # raises on truncated data instead of returning grey padding
-            rgb = img.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                if min(img.size) < MIN_PHOTO_SIDE:
+                    return None, PLACEHOLDER
+                try:
+                    crop = square_crop_box(face_box, img.width, img.height, margin)
+                except ValueError:
+                    return None, BAD_BOX
+                # Decode small enough that the crop is still at least image_size wide.
+                shrink = (crop[2] - crop[0]) / image_size if draft else 1.0
+                decoded = decode_rgb(img, shrink=shrink, upright=False)
+    except (ImageTooLarge, Image.DecompressionBombError):
+        return None, TOO_LARGE
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None, UNREADABLE
-    outcome = {"L": GRAYSCALE, "CMYK": CMYK}.get(original_mode, OK)
-    return crop_face_image(rgb, face_box, image_size, margin, box_scale), outcome
+    if decoded.grey_filled:  # scan data cut short and padded with grey by libjpeg
+        return None, UNREADABLE
+    mode = decoded.original_mode
+    outcome = CMYK if mode == "CMYK" else GRAYSCALE if mode in _GREY_MODES else OK
+    crop = crop_face_image(decoded.image, face_box, image_size, margin, decoded.scale)
+    # Face boxes are in file coordinates, so rotate the crop, not the photo.
+    return np.asarray(make_upright(Image.fromarray(crop), decoded.orientation)), outcome
 
 
 @dataclass(frozen=True)

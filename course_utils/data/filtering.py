@@ -17,7 +17,8 @@ def filter_faces(df: pd.DataFrame, min_face_score: float = 1.0, single_face: boo
     """Keep photos with one confident face and a plausible age -> (kept, funnel).
 
     Rules, applied in order (each counts only the rows still left):
-    no face (``face_score == -inf``), low face score (``< min_face_score``),
+    no face (``face_score == -inf``), low face score (``< min_face_score``,
+    NaN or +inf),
     second face (a non-NaN ``second_face_score``, if ``single_face``), age
     invalid or outside the inclusive ``age_range``, unknown gender (if
     ``require_gender``).
@@ -27,11 +28,12 @@ def filter_faces(df: pd.DataFrame, min_face_score: float = 1.0, single_face: boo
         raise ValueError(f"age_range {age_range} is empty")
     rules = [
         ("no face", lambda d: np.isneginf(d["face_score"])),
-        ("low face score", lambda d: d["face_score"] < min_face_score),
+        # NaN and +inf scores are not confident faces: written so that they are removed too.
+        ("low face score", lambda d: ~(np.isfinite(d["face_score"]) & (d["face_score"] >= min_face_score))),
     ]
     if single_face:
         rules.append(("second face", lambda d: d["second_face_score"].notna()))
-    rules.append((f"age invalid or outside {low}-{high}", lambda d: ~d["age"].between(low, high)))
+    rules.append((f"age invalid or outside {low}-{high}", lambda d: ~d["age"].astype(float).between(low, high)))
     if require_gender:
         rules.append(("unknown gender", lambda d: d["gender"].isna()))
 

@@ -55,6 +55,21 @@ def _cell_strings(cells) -> list[str]:
     return out
 
 
+def _face_box(cell) -> np.ndarray:
+    """One face_location entry -> 4 floats; a box of the wrong length becomes NaN (an invalid box)."""
+    try:
+        values = np.asarray(cell, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        values = np.zeros(0)
+    return values if values.size == 4 else np.full(4, np.nan)
+
+
+def _nullable_int(values: np.ndarray) -> pd.Series:
+    """Whole numbers as pandas ``Int64``, with <NA> where the value is NaN or infinite."""
+    finite = np.isfinite(values)
+    return pd.Series(pd.arrays.IntegerArray(np.where(finite, values, 0).astype(np.int64), ~finite))
+
+
 def _struct_name(contents: dict, mat_path) -> str:
     names = [k for k in contents if not k.startswith("__")]
     for preferred in ("wiki", "imdb"):
@@ -70,9 +85,11 @@ def read_imdb_wiki_metadata(mat_path) -> pd.DataFrame:
 
     Columns: full_path, name, gender (1 male, 0 female, NaN unknown),
     face_score, second_face_score, face_x1/y1/x2/y2, photo_taken, dob (raw
-    datenum), birth_date (NaT if impossible), age (float; NaN if the birth date
-    is impossible, possibly negative or > 100 for bad records) and, for IMDB,
-    celeb_id.
+    datenum, Int64 with <NA> when missing), birth_date (NaT if impossible),
+    age (float; NaN if the birth date or photo year is missing or impossible,
+    possibly negative or > 100 for bad records) and, for IMDB, celeb_id. A
+    face_location that is not 4 numbers gives a NaN box, which the crop step
+    counts as an invalid face box.
     """
     mat_path = Path(mat_path)
     if not mat_path.exists():
@@ -92,9 +109,9 @@ def read_imdb_wiki_metadata(mat_path) -> pd.DataFrame:
     def row(field_name):
         return np.asarray(struct[field_name]).ravel()
 
-    dob = row("dob")
-    boxes = np.stack([np.asarray(b, dtype=np.float64).ravel()[:4] for b in row("face_location")]) \
-        if len(dob) else np.zeros((0, 4))
+    dob = row("dob").astype(np.float64)
+    photo_taken = row("photo_taken").astype(np.float64)
+    boxes = np.stack([_face_box(b) for b in row("face_location")]) if len(dob) else np.zeros((0, 4))
     birth_dates = datenum_to_birth_dates(dob)
     table = pd.DataFrame({
         "full_path": _cell_strings(row("full_path")),
@@ -104,11 +121,12 @@ def read_imdb_wiki_metadata(mat_path) -> pd.DataFrame:
         "second_face_score": row("second_face_score").astype(np.float64),
         "face_x1": boxes[:, 0], "face_y1": boxes[:, 1],
         "face_x2": boxes[:, 2], "face_y2": boxes[:, 3],
-        "photo_taken": row("photo_taken").astype(np.int64),
-        "dob": dob.astype(np.int64),
+        # Nullable integers: a NaN year or datenum stays missing instead of becoming int64's minimum.
+        "photo_taken": _nullable_int(photo_taken),
+        "dob": _nullable_int(dob),
         "birth_date": birth_dates,
     })
-    table["age"] = age_at_photo(table["birth_date"], table["photo_taken"])
+    table["age"] = age_at_photo(birth_dates, photo_taken)
     if "celeb_id" in struct.dtype.names:
         table["celeb_id"] = row("celeb_id").astype(np.int64)
     return table
