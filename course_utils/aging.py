@@ -18,9 +18,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.conditioning import one_hot, soft_condition
-from course_utils.imaging import to_model_range, to_uint8
-from course_utils.modes import eval_mode, evaluating, frozen_parameters, module_device
+from course_utils.tensors import one_hot, soft_condition, to_model_range, to_uint8
+from course_utils.training import eval_mode, evaluating, frozen_parameters, module_device
 
 
 @dataclass

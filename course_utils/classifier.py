@@ -23,8 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .modes import evaluating, module_device
-from .imaging import to_model_range
+from .training import evaluating, module_device
+from .tensors import to_model_range
 from .paths import run_dir
 
 CHECKPOINT_KIND = "classifier"
@@ -123,7 +123,7 @@ def _check_image_batch(images: torch.Tensor, image_size: int) -> None:
         )
     if not images.is_floating_point():
         raise ValueError(f"expected float images in [-1, 1], got dtype {images.dtype}; "
-                         "convert uint8 faces with course_utils.imaging.to_model_range")
+                         "convert uint8 faces with course_utils.tensors.to_model_range")
 
 
 def _as_labels(labels, name: str = "labels") -> torch.Tensor:

@@ -21,10 +21,9 @@ from .train_gan import GanConfig, load_generator, train_gan
 VAL_FRACTION = 0.15
 SPLIT_SEED = 0
 
-# CPU defaults sized for a 2-core laptop; on a GPU, or on real data, train longer.
-CPU_GAN_STEPS = 1500
+# The one device rule: GanConfig / EncoderConfig defaults are sized for a 2-core CPU; on a GPU
+# (CUDA or MPS) the course trains longer. Everything else is the same on every device.
 GPU_GAN_STEPS = 20000
-CPU_ENCODER_STEPS = 900
 GPU_ENCODER_STEPS = 8000
 CLASSIFIER_EPOCHS = 6
 CLASSIFIER_SEED = 0
@@ -33,22 +32,24 @@ CLASSIFIER_SEED = 0
 MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 2}
 
 
-def gan_config(device: torch.device | None = None, **overrides) -> GanConfig:
-    """The course's GAN settings: balanced width-32 DCGAN, batch 64, Adam(2e-4, 0.5/0.999)."""
-    device = device or pick_device()
-    steps = CPU_GAN_STEPS if device.type == "cpu" else GPU_GAN_STEPS
-    settings = dict(steps=steps, width=32, batch_size=64, sample_every=250, checkpoint_every=500)
-    settings.update(overrides)
-    return GanConfig(**settings)
+def gan_config(faces: FaceCache | None = None, device: torch.device | None = None, **overrides) -> GanConfig:
+    """The course's GAN settings (the GanConfig defaults) for ``faces``: its age groups and image size.
+
+    On a GPU the run is ``GPU_GAN_STEPS`` long unless ``steps`` is given.
+    """
+    settings = {} if faces is None else dict(n_classes=len(faces.age_groups), image_size=faces.images.shape[1])
+    if (device or pick_device()).type != "cpu":
+        settings["steps"] = GPU_GAN_STEPS
+    return GanConfig(**{**settings, **overrides})
 
 
 def encoder_config(generator: Generator, device: torch.device | None = None, **overrides) -> EncoderConfig:
-    """The course's encoder settings for ``generator``."""
-    device = device or pick_device()
-    steps = CPU_ENCODER_STEPS if device.type == "cpu" else GPU_ENCODER_STEPS
-    settings = dict(steps=steps, width=32, batch_size=128, eval_every=200)
-    settings.update(overrides)
-    return EncoderConfig.for_generator(generator, **settings)
+    """The course's encoder settings (the EncoderConfig defaults) for ``generator``'s z, groups and size.
+
+    On a GPU the run is ``GPU_ENCODER_STEPS`` long unless ``steps`` is given.
+    """
+    settings = {"steps": GPU_ENCODER_STEPS} if (device or pick_device()).type != "cpu" else {}
+    return EncoderConfig.for_generator(generator, **{**settings, **overrides})
 
 
 def split_indices(faces: FaceCache) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +76,8 @@ def ensure_generator(faces: FaceCache | None = None, progress: bool = True) -> G
         _announce("gan", "The generator checkpoint (chapter 2)")
         faces = faces or ensure_faces(progress)
         train, _ = split_indices(faces)
-        train_gan(faces.images[train], faces.labels[train], gan_config(), paths.run_dir(), progress=progress)
+        train_gan(faces.images[train], faces.labels[train], gan_config(faces), paths.run_dir(),
+                  progress=progress)
     return load_generator(path)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from course_utils.imaging import to_model_range
+from course_utils.tensors import to_model_range
 
 MIN_SIDE = 8
 DEFAULT_MAX_SIDE = 2048

@@ -17,7 +17,7 @@ from course_utils.classifier import (
     save_classifier,
     train_classifier,
 )
-from course_utils.imaging import to_model_range
+from course_utils.tensors import to_model_range
 
 SIZE = 32
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.conditioning import one_hot, soft_condition
+from course_utils.tensors import one_hot, soft_condition
 from course_utils.models import (
     ConditionedConv2d,
     Discriminator,

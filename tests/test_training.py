@@ -1,5 +1,6 @@
 """GAN and encoder training: outputs, exact resume, determinism, checkpoint checks."""
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
@@ -197,3 +198,48 @@ def test_command_line_trains_gan_then_encoder(tmp_path):
     assert (generator.z_dim, generator.image_size) == (8, 32)
     assert (encoder.z_dim, encoder.image_size) == (8, 32)
     assert load_checkpoint(tmp_path / "encoder.pt", "encoder")["config"]["image_loss_weight"] == 0.5
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--width", "0"], "width must be at least 1"),
+    (["--batch-size", "-1"], "batch_size must be at least 1"),
+    (["--z-dim", "0"], "z_dim must be at least 1"),
+    (["--image-size", "0"], "image_size must be at least 1"),
+    (["--synthetic-data", "0"], "--synthetic-data must be a positive number"),
+])
+def test_command_line_rejects_bad_settings_before_training(tmp_path, capsys, options, message):
+    argv = ["train-gan", "--synthetic-data", "16", "--device", "cpu", "--out", str(tmp_path / "run"),
+            "--no-progress", *options]
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "gan.pt").exists()
+
+
+def test_command_line_out_must_be_a_writable_folder(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    with pytest.raises(SystemExit):
+        main(["train-gan", "--synthetic-data", "16", "--device", "cpu", "--out", str(a_file), "--no-progress"])
+    assert "is a file, not a folder" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # (root may write anywhere)
+            with pytest.raises(SystemExit):
+                main(["train-encoder", "--device", "cpu", "--out", str(locked / "run"), "--no-progress"])
+            assert "cannot create the folder" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_command_line_options_come_from_the_config_fields():
+    from course_utils.__main__ import build_parser
+
+    gan_help = build_parser()._subparsers._group_actions[0].choices["train-gan"].format_help()
+    for field in dataclasses.fields(GanConfig):
+        if field.name != "n_classes":  # from the data
+            assert "--" + field.name.replace("_", "-") in gan_help
+    assert f"(default: {GanConfig.sample_every})" in gan_help
