@@ -243,3 +243,31 @@ def test_command_line_options_come_from_the_config_fields():
         if field.name != "n_classes":  # from the data
             assert "--" + field.name.replace("_", "-") in gan_help
     assert f"(default: {GanConfig.sample_every})" in gan_help
+
+
+def test_train_gan_trains_a_learners_own_discriminator_and_its_checkpoint_loads(faces, tmp_path):
+    from course_utils.models import Discriminator
+
+    images, labels = faces
+    weak = Discriminator(n_classes=2, image_size=32, width=8)
+    before = [p.detach().clone() for p in weak.parameters()]
+    result = train_gan(images, labels, tiny_gan_config(steps=4), tmp_path, progress=False, discriminator=weak)
+    assert result.discriminator is weak and weak.width == 8
+    assert any(not torch.equal(a, b) for a, b in zip(before, weak.parameters()))
+    generator = load_generator(tmp_path / "gan.pt")  # a default-width generator: loads from the config
+    for name, tensor in result.generator.state_dict().items():
+        assert torch.equal(generator.state_dict()[name], tensor), name
+    resumed = train_gan(images, labels, tiny_gan_config(steps=6), tmp_path, resume=True, progress=False,
+                        discriminator=Discriminator(n_classes=2, image_size=32, width=8))
+    assert resumed.steps == 6
+    with pytest.raises(ValueError, match="n_classes"):
+        train_gan(images, labels, tiny_gan_config(), tmp_path, progress=False,
+                  discriminator=Discriminator(n_classes=3, image_size=32, width=8))
+
+
+def test_train_encoder_trains_a_learners_own_encoder(tiny_generator, tmp_path):
+    mine = Encoder(z_dim=8, image_size=32, width=4, hidden=32)
+    config = tiny_encoder_config(tiny_generator, steps=4, width=4, hidden=32, eval_every=4, eval_pairs=32)
+    result = train_encoder(tiny_generator, config, tmp_path, progress=False, encoder=mine)
+    assert result.encoder is mine
+    assert load_encoder(tmp_path / "encoder.pt").width == 4
