@@ -109,7 +109,7 @@ def test_resume_with_a_different_model_config_names_the_mismatch(faces, tmp_path
 
 
 def test_an_encoder_checkpoint_is_not_a_gan(tmp_path):
-    generator = Generator(z_dim=8, image_size=32, width=4)
+    generator = Generator(z_dim=8, n_classes=2, image_size=32, width=4)
     config = EncoderConfig.for_generator(generator, width=4, batch_size=8, steps=1, eval_pairs=16, threads=1)
     result = train_encoder(generator, config, tmp_path, progress=False)
     with pytest.raises(ValueError, match="'encoder' checkpoint, but a 'gan' checkpoint was expected"):
@@ -130,7 +130,7 @@ def test_bad_training_data_is_rejected(faces, tmp_path):
 def tiny_generator():
     """A small generator whose BatchNorm statistics are calibrated, so its images depend on z."""
     torch.manual_seed(0)
-    generator = Generator(z_dim=8, image_size=32, width=4)
+    generator = Generator(z_dim=8, n_classes=2, image_size=32, width=4)
     for layer in generator.modules():
         if isinstance(layer, torch.nn.BatchNorm2d):
             layer.momentum = None  # cumulative average over the calibration batches
