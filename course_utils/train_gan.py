@@ -149,7 +149,7 @@ class FaceBatches:
         channels_last: bool = False,
     ):
         images = torch.as_tensor(images_uint8)
-        labels = torch.as_tensor(np.array(labels), dtype=torch.long)  # a copy: cache arrays are read-only
+        labels = torch.as_tensor(np.asarray(labels).copy(), dtype=torch.long)  # a copy: cache arrays are read-only
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
