@@ -57,6 +57,7 @@ lab: setup
 benchmarks: setup
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/slider_latency.py
 
 clean:
 	rm -rf .course_data test-artifacts

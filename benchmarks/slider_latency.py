@@ -10,6 +10,7 @@ import time
 import numpy as np
 import torch
 
+from course_utils.data import DEFAULT_AGE_GROUPS
 from course_utils.models import Encoder, Generator
 from course_utils.widgets import AgeSliderApp
 
@@ -20,7 +21,7 @@ def main() -> None:
     encoder = Encoder(z_dim=100, image_size=64, width=32).eval()
     faces = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     started = time.perf_counter()
-    app = AgeSliderApp(generator, encoder, faces, [0, 1], refine_steps=50)
+    app = AgeSliderApp(generator, encoder, faces, [0, 1], DEFAULT_AGE_GROUPS, refine_steps=50)
     first_encode_ms = (time.perf_counter() - started) * 1000
     timings = []
     for age in list(range(26, 46)) * 3:

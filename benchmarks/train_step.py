@@ -1,7 +1,7 @@
 """Speed of our conditional DCGAN training step against a plain reference DCGAN step.
 
 The reference is the PyTorch DCGAN tutorial's step (unconditional, Sigmoid +
-BCELoss, D not frozen during G's update), at the same widths. Both draw their
+BCELoss), at the same widths. Both draw their
 batches the same way (uint8 faces kept on the device, indexed and normalised
 there), so the comparison is about the step itself. Rounds alternate between
 the two (and swap order every round) so machine load hits both alike; each
@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.device import pick_device, precision_for, set_cpu_threads
-from course_utils.train_gan import GanBatches, GanConfig, build_gan, gan_train_step
+from course_utils.device import autocast_for, pick_device, set_cpu_threads
+from course_utils.train_gan import FaceBatches, GanConfig, build_gan, gan_step
 
 
 def reference_models(z_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
@@ -46,7 +46,7 @@ def reference_models(z_dim: int, width: int) -> tuple[nn.Module, nn.Module]:
     return generator, discriminator
 
 
-def reference_step_fn(batches: GanBatches, config: GanConfig, device: torch.device) -> Callable[[int], None]:
+def reference_step_fn(batches: FaceBatches, config: GanConfig, device: torch.device) -> Callable[[int], None]:
     """One tutorial DCGAN iteration per call."""
     net_g, net_d = (m.to(device) for m in reference_models(config.z_dim, config.width))
     opt_g = torch.optim.Adam(net_g.parameters(), lr=config.lr_g, betas=config.betas)
@@ -74,7 +74,7 @@ def reference_step_fn(batches: GanBatches, config: GanConfig, device: torch.devi
 
 
 def our_step_fn(
-    batches: GanBatches, config: GanConfig, device: torch.device, amp: bool, channels_last: bool,
+    batches: FaceBatches, config: GanConfig, device: torch.device, amp: bool, channels_last: bool,
     compile_models: bool = False,
 ) -> Callable[[int], None]:
     """One iteration of the course's training loop body (the same code train_gan runs)."""
@@ -84,14 +84,14 @@ def our_step_fn(
     discriminator.to(device, memory_format=memory_format)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
-    precision = precision_for(device, amp)
+    autocast = autocast_for(device, amp)
     train_g = torch.compile(generator) if compile_models else generator
     train_d = torch.compile(discriminator) if compile_models else discriminator
 
     def step(index: int) -> None:
         real, condition, z = batches.next(index)
-        gan_train_step(train_g, train_d, opt_g, opt_d, real, condition, z,
-                       real_target=config.real_label_smoothing, precision=precision)
+        with autocast:  # as in train_gan: mixed precision wraps the plain step from outside
+            gan_step(train_g, train_d, opt_g, opt_d, real, condition, z, real_target=config.real_label_smoothing)
 
     return step
 
@@ -145,8 +145,8 @@ def main() -> None:
     print(f"device {device}, threads {torch.get_num_threads()}, width {args.width}, batch {args.batch_size}, "
           f"torch {torch.__version__}")
 
-    def batches(channels_last: bool) -> GanBatches:
-        return GanBatches(images, labels, config, device, channels_last=channels_last)
+    def batches(channels_last: bool) -> FaceBatches:
+        return FaceBatches.for_config(images, labels, config, device, channels_last=channels_last)
 
     contenders = {
         "ours": our_step_fn(batches(False), config, device, amp=False, channels_last=False),

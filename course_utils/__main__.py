@@ -1,6 +1,10 @@
 """Headless training from the command line (GPU machines, Colab, several GPUs).
 
     python -m course_utils train-gan --steps 5000 --batch-size 128
+
+Every setting of GanConfig / EncoderConfig is an option (``--batch-size``,
+``--no-amp``, ``--betas 0.5 0.999``, ...), with the dataclass's default; the
+number of age groups and the image size come from the data.
     python -m course_utils train-encoder --steps 3000
     torchrun --nproc-per-node=4 -m course_utils train-gan --steps 20000
 
@@ -10,6 +14,8 @@ DistributedDataParallel; rank 0 logs, renders samples and writes checkpoints.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -26,81 +32,104 @@ def synthetic_faces(count: int, image_size: int, n_classes: int, seed: int) -> t
     return images, rng.integers(0, n_classes, size=count)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, help="train until this step (default: the config's)")
-    parser.add_argument("--batch-size", type=int, help="images per step on each process")
-    parser.add_argument("--width", type=int, help="base channel width of the model(s)")
-    parser.add_argument("--seed", type=int, default=0)
+# Fields that come from the data (the face cache, or the generator), not from options.
+FROM_DATA = {"train-gan": ("n_classes",), "train-encoder": ("z_dim", "n_classes", "image_size")}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...]) -> None:
+    """One ``--field-name`` option per config field; the help shows the dataclass default."""
+    for field in dataclasses.fields(config_class):
+        if field.name in skip:
+            continue
+        option, kind = "--" + field.name.replace("_", "-"), str(field.type)
+        shown = f"(default: {field.default})"
+        if kind.startswith("bool"):
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=shown)
+        elif kind.startswith("tuple"):
+            parser.add_argument(option, type=float, nargs=2, default=None, help=shown)
+        else:
+            parser.add_argument(option, type=float if kind.startswith("float") else int, default=None, help=shown)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="dataset name (default: FACE_AGING_DATASET or mini-wiki)")
     parser.add_argument("--out", type=Path, help="run folder for checkpoints and samples (default: run_dir())")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the models (GPU fast path)")
-    parser.add_argument("--no-amp", action="store_true", help="train in float32 even on CUDA")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")
-    parser.add_argument("--threads", type=int, help="CPU threads per process")
-    parser.add_argument("--log-every", type=int)
-    parser.add_argument("--checkpoint-every", type=int)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--digest-file", type=Path,
                         help="write each rank's final weight digest to <file>.rank<N> (replica checks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train_encoder import EncoderConfig
+    from .train_gan import GanConfig
+
     parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     gan = commands.add_parser("train-gan", help="train the conditional DCGAN on the face cache")
-    _add_common(gan)
-    gan.add_argument("--image-size", type=int, default=64, choices=(32, 64, 128))
-    gan.add_argument("--z-dim", type=int, default=100)
-    gan.add_argument("--sample-every", type=int)
-    gan.add_argument("--sync-batchnorm", action="store_true", help="SyncBatchNorm across GPUs (NCCL only)")
+    _add_run_options(gan)
+    _add_config_options(gan, GanConfig, FROM_DATA["train-gan"])
     gan.add_argument("--synthetic-data", type=int, metavar="N",
                      help="train on N random images instead of the face cache (smoke tests)")
+    gan.add_argument("--synthetic-groups", type=int, default=GanConfig.n_classes, metavar="K",
+                     help="age groups of the synthetic data (default: %(default)s)")
 
     encoder = commands.add_parser("train-encoder", help="train the encoder against a trained generator")
-    _add_common(encoder)
+    _add_run_options(encoder)
+    _add_config_options(encoder, EncoderConfig, FROM_DATA["train-encoder"])
     encoder.add_argument("--gan", type=Path, help="GAN checkpoint (default: <out>/gan.pt)")
-    encoder.add_argument("--image-loss-weight", type=float)
-    encoder.add_argument("--eval-every", type=int)
     return parser
 
 
-def _settings(args: argparse.Namespace, names: dict[str, str]) -> dict:
-    """Config fields from the options that were given (others keep the config defaults)."""
-    return {field: getattr(args, option) for option, field in names.items() if getattr(args, option) is not None}
+def _settings(args: argparse.Namespace, config_class) -> dict:
+    """Config fields from the options that were given (others keep the dataclass defaults)."""
+    names = {field.name for field in dataclasses.fields(config_class)}
+    return {name: value for name, value in vars(args).items() if name in names and value is not None}
 
 
-COMMON = {"steps": "steps", "batch_size": "batch_size", "width": "width", "seed": "seed",
-          "threads": "threads", "log_every": "log_every", "checkpoint_every": "checkpoint_every"}
+def _check_out(out: Path) -> Path:
+    """The run folder must be a folder we can write, checked before the first step."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {out}: cannot create the folder ({error.strerror})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: the folder is not writable")
+    return out
 
 
 def run_train_gan(args: argparse.Namespace, context) -> Path:
-    from .train_gan import train_gan
-
     from .course import gan_config, split_indices
     from .device import pick_device
+    from .train_gan import GanConfig, train_gan
 
-    # The notebooks' settings, so a headless run makes the checkpoint chapter 3 to 5 expect.
-    config = gan_config(
-        pick_device(args.device), image_size=args.image_size, z_dim=args.z_dim, amp=not args.no_amp,
-        compile=args.compile, sync_batchnorm=args.sync_batchnorm,
-        **_settings(args, {**COMMON, "sample_every": "sample_every"}),
-    )
+    if args.synthetic_data is not None and args.synthetic_data < 1:
+        raise ValueError(f"--synthetic-data must be a positive number of images, got {args.synthetic_data}")
+    settings = _settings(args, GanConfig)
+    out = _check_out(args.out or paths.run_dir(args.dataset))
+    device = pick_device(args.device)
     if args.synthetic_data:
-        images, labels = synthetic_faces(args.synthetic_data, args.image_size, config.n_classes, args.seed)
+        # The notebooks' settings, so a headless run makes the checkpoint chapters 3 to 5 expect.
+        config = gan_config(None, device, n_classes=args.synthetic_groups, **settings)
+        images, labels = synthetic_faces(args.synthetic_data, config.image_size, config.n_classes, config.seed)
     else:
         from .data import load_face_cache
 
+        gan_config(None, device, **settings)  # bad settings fail here, before any download
         # Rank 0 builds the cache (and downloads) first; the others then read it.
         if not context.is_main:
             barrier(context)
-        cache = load_face_cache(dataset=args.dataset, image_size=args.image_size, progress=context.is_main)
+        cache = load_face_cache(dataset=args.dataset, image_size=settings.get("image_size", GanConfig.image_size),
+                                progress=context.is_main)
         if context.is_main:
             barrier(context)
+        config = gan_config(cache, device, **settings)  # age groups and size from the cache
         train, _ = split_indices(cache)  # held-out people stay unseen, as in the notebooks
         images, labels = cache.images[train], cache.labels[train]
-    out = args.out or paths.run_dir(args.dataset)
     result = train_gan(images, labels, config, out, resume=args.resume, progress=not args.no_progress,
                        device=args.device, context=context)
     _write_digest(args, context, state_digest(result.generator))
@@ -112,15 +141,12 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
 def run_train_encoder(args: argparse.Namespace, context) -> Path:
     from .course import encoder_config
     from .device import pick_device
-    from .train_encoder import train_encoder
+    from .train_encoder import EncoderConfig, train_encoder
     from .train_gan import load_generator
 
-    out = args.out or paths.run_dir(args.dataset)
+    out = _check_out(args.out or paths.run_dir(args.dataset))
     generator = load_generator(args.gan or out / "gan.pt")
-    config = encoder_config(
-        generator, pick_device(args.device), amp=not args.no_amp, compile=args.compile,
-        **_settings(args, {**COMMON, "image_loss_weight": "image_loss_weight", "eval_every": "eval_every"}),
-    )
+    config = encoder_config(generator, pick_device(args.device), **_settings(args, EncoderConfig))
     result = train_encoder(generator, config, out, resume=args.resume, progress=not args.no_progress,
                            device=args.device, context=context)
     _write_digest(args, context, state_digest(result.encoder))
@@ -139,14 +165,19 @@ def _write_digest(args: argparse.Namespace, context, digest: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m course_utils`` and the ``course-utils`` script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     device_type = args.device.split(":")[0] if args.device else None
     context = init_distributed(device_type)
     try:
-        if args.command == "train-gan":
-            run_train_gan(args, context)
-        else:
-            run_train_encoder(args, context)
+        try:
+            if args.command == "train-gan":
+                run_train_gan(args, context)
+            else:
+                run_train_encoder(args, context)
+        except ValueError as error:  # bad options or data: a clear message, not a traceback
+            shutdown_distributed(context, wait=False)
+            parser.error(str(error))
     except BaseException:
         shutdown_distributed(context, wait=False)
         raise

@@ -18,9 +18,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.conditioning import one_hot, soft_condition
-from course_utils.imaging import to_model_range, to_uint8
-from course_utils.modes import eval_mode, evaluating, frozen_parameters, module_device
+from course_utils.tensors import one_hot, soft_condition, to_model_range, to_uint8
+from course_utils.training import eval_mode, evaluating, frozen_parameters, module_device
 
 
 @dataclass
@@ -125,27 +124,33 @@ def refine_latent(
     optimizer = torch.optim.Adam([z], lr=lr)
     sqrt_dim = z.shape[1] ** 0.5
     with _frozen(generator):
+        _check_generated_size(generator, z, condition, targets)
         for _ in tqdm(range(steps), desc="refining z", disable=not progress):
-            generated = generator(z, condition)
-            if generated.shape != targets.shape:
-                raise ValueError(
-                    f"the generator makes {tuple(generated.shape[1:])} images but the faces are "
-                    f"{tuple(targets.shape[1:])}; crop them to the generator's size first"
-                )
-            pixel = (generated - targets).pow(2).flatten(1).mean(dim=1)
+            pixel = (generator(z, condition) - targets).pow(2).flatten(1).mean(dim=1)  # one per image
             prior = (z.norm(dim=1) / sqrt_dim - 1).pow(2)
             loss = pixel + prior_weight * prior
             with torch.no_grad():  # loss belongs to z before this step's update
                 improved = loss < best_loss
                 best_loss = torch.where(improved, loss, best_loss)
                 best_z[improved] = z[improved]
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.sum().backward()  # sum: each z gets its own image's gradient
             optimizer.step()
             history["total"].append(loss.mean().item())
             history["pixel"].append(pixel.mean().item())
             history["prior"].append(prior.mean().item())
     return (best_z if steps else z).detach(), history
+
+
+def _check_generated_size(generator: nn.Module, z: torch.Tensor, condition: torch.Tensor,
+                          targets: torch.Tensor) -> None:
+    with torch.no_grad():
+        generated = generator(z[:1], condition[:1])
+    if generated.shape[1:] != targets.shape[1:]:
+        raise ValueError(
+            f"the generator makes {tuple(generated.shape[1:])} images but the faces are "
+            f"{tuple(targets.shape[1:])}; crop them to the generator's size first"
+        )
 
 
 def age_face(

@@ -23,8 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
-from .modes import evaluating, module_device
-from .imaging import to_model_range
+from .training import evaluating, module_device
+from .tensors import to_model_range
 from .paths import run_dir
 
 CHECKPOINT_KIND = "classifier"
@@ -40,7 +40,7 @@ class AgeClassifier(nn.Module):
 
     architecture = "cnn"
 
-    def __init__(self, n_classes: int = 2, image_size: int = 64, width: int = 32,
+    def __init__(self, n_classes: int, image_size: int = 64, width: int = 32,
                  dropout: float = 0.3):
         super().__init__()
         if n_classes < 2:
@@ -88,7 +88,7 @@ class LogisticBaseline(nn.Module):
 
     architecture = "logistic"
 
-    def __init__(self, n_classes: int = 2, image_size: int = 64, pooled_size: int = 16):
+    def __init__(self, n_classes: int, image_size: int = 64, pooled_size: int = 16):
         super().__init__()
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
@@ -123,7 +123,7 @@ def _check_image_batch(images: torch.Tensor, image_size: int) -> None:
         )
     if not images.is_floating_point():
         raise ValueError(f"expected float images in [-1, 1], got dtype {images.dtype}; "
-                         "convert uint8 faces with course_utils.imaging.to_model_range")
+                         "convert uint8 faces with course_utils.tensors.to_model_range")
 
 
 def _as_labels(labels, name: str = "labels") -> torch.Tensor:
@@ -144,20 +144,6 @@ def _batches_in_model_range(images, batch_size: int, device: torch.device) -> It
         if batch.dtype == torch.uint8:
             batch = to_model_range(batch)
         yield batch.to(device)
-
-
-def predict_proba(model: nn.Module, images, batch_size: int = PREDICT_BATCH_SIZE) -> torch.Tensor:
-    """Group probabilities (N, n_classes) on the CPU.
-
-    ``images`` are float (N, 3, H, W) in [-1, 1] or uint8 faces (N, H, W, 3).
-    """
-    device = module_device(model)
-    with evaluating(model):
-        chunks = [torch.softmax(model(batch), dim=1).cpu()
-                  for batch in _batches_in_model_range(images, batch_size, device)]
-    if not chunks:
-        return torch.empty(0, getattr(model, "n_classes", 0))
-    return torch.cat(chunks)
 
 
 def predict_groups(model: nn.Module, images, batch_size: int = PREDICT_BATCH_SIZE) -> torch.Tensor:
@@ -197,17 +183,6 @@ def balanced_accuracy(labels, predictions, n_classes: int | None = None) -> floa
     if len(labels) == 0:
         raise ValueError("balanced accuracy needs at least one label")
     return float(np.nanmean(group_recalls(labels, predictions, n_classes)))
-
-
-def accuracy(model: nn.Module, images, labels, batch_size: int = PREDICT_BATCH_SIZE) -> float:
-    """Fraction of images whose predicted group equals the label.
-
-    ``images`` are uint8 faces (N, H, W, 3) or float tensors (N, 3, H, W) in [-1, 1].
-    """
-    labels = _as_labels(labels)
-    if len(labels) != len(images):
-        raise ValueError(f"{len(images)} images but {len(labels)} labels")
-    return float((predict_groups(model, images, batch_size) == labels).float().mean())
 
 
 def evaluate_classifier(model: nn.Module, images, labels,

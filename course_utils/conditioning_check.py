@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .classifier import evaluating, module_device, predict_groups
-from .conditioning import one_hot, soft_condition
+from .tensors import one_hot, soft_condition
 
 RENDER_BATCH_SIZE = 128
 

@@ -7,6 +7,9 @@ settings the earlier chapter uses, after saying so and how long it will take.
 """
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import torch
 
@@ -21,10 +24,9 @@ from .train_gan import GanConfig, load_generator, train_gan
 VAL_FRACTION = 0.15
 SPLIT_SEED = 0
 
-# CPU defaults sized for a 2-core laptop; on a GPU, or on real data, train longer.
-CPU_GAN_STEPS = 1500
+# The one device rule: GanConfig / EncoderConfig defaults are sized for a 2-core CPU; on a GPU
+# (CUDA or MPS) the course trains longer. Everything else is the same on every device.
 GPU_GAN_STEPS = 20000
-CPU_ENCODER_STEPS = 900
 GPU_ENCODER_STEPS = 8000
 CLASSIFIER_EPOCHS = 6
 CLASSIFIER_SEED = 0
@@ -33,22 +35,24 @@ CLASSIFIER_SEED = 0
 MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 2}
 
 
-def gan_config(device: torch.device | None = None, **overrides) -> GanConfig:
-    """The course's GAN settings: balanced width-32 DCGAN, batch 64, Adam(2e-4, 0.5/0.999)."""
-    device = device or pick_device()
-    steps = CPU_GAN_STEPS if device.type == "cpu" else GPU_GAN_STEPS
-    settings = dict(steps=steps, width=32, batch_size=64, sample_every=250, checkpoint_every=500)
-    settings.update(overrides)
-    return GanConfig(**settings)
+def gan_config(faces: FaceCache | None = None, device: torch.device | None = None, **overrides) -> GanConfig:
+    """The course's GAN settings (the GanConfig defaults) for ``faces``: its age groups and image size.
+
+    On a GPU the run is ``GPU_GAN_STEPS`` long unless ``steps`` is given.
+    """
+    settings = {} if faces is None else dict(n_classes=len(faces.age_groups), image_size=faces.images.shape[1])
+    if (device or pick_device()).type != "cpu":
+        settings["steps"] = GPU_GAN_STEPS
+    return GanConfig(**{**settings, **overrides})
 
 
 def encoder_config(generator: Generator, device: torch.device | None = None, **overrides) -> EncoderConfig:
-    """The course's encoder settings for ``generator``."""
-    device = device or pick_device()
-    steps = CPU_ENCODER_STEPS if device.type == "cpu" else GPU_ENCODER_STEPS
-    settings = dict(steps=steps, width=32, batch_size=128, eval_every=200)
-    settings.update(overrides)
-    return EncoderConfig.for_generator(generator, **settings)
+    """The course's encoder settings (the EncoderConfig defaults) for ``generator``'s z, groups and size.
+
+    On a GPU the run is ``GPU_ENCODER_STEPS`` long unless ``steps`` is given.
+    """
+    settings = {"steps": GPU_ENCODER_STEPS} if (device or pick_device()).type != "cpu" else {}
+    return EncoderConfig.for_generator(generator, **{**settings, **overrides})
 
 
 def split_indices(faces: FaceCache) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +79,8 @@ def ensure_generator(faces: FaceCache | None = None, progress: bool = True) -> G
         _announce("gan", "The generator checkpoint (chapter 2)")
         faces = faces or ensure_faces(progress)
         train, _ = split_indices(faces)
-        train_gan(faces.images[train], faces.labels[train], gan_config(), paths.run_dir(), progress=progress)
+        train_gan(faces.images[train], faces.labels[train], gan_config(faces), paths.run_dir(),
+                  progress=progress)
     return load_generator(path)
 
 
@@ -110,3 +115,31 @@ def ensure_encoder(generator: Generator | None = None, progress: bool = True) ->
         _announce("encoder", "The encoder checkpoint (chapter 4)")
         train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)
     return load_encoder(path)
+
+
+# ---------------------------------------------------------------- chapter summaries
+# Key figures of each chapter, written by the notebooks and tabled by ``make course``.
+
+def record_summary(chapter: str, **figures) -> None:
+    """Store a chapter's key figures (numbers or short strings) as JSON for ``make course``."""
+    folder = paths.summary_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{chapter}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(figures, indent=1, default=float))
+    os.replace(tmp, path)
+
+
+def read_summary(chapter: str) -> dict:
+    path = paths.summary_dir() / f"{chapter}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def format_figures(figures: dict) -> str:
+    """One readable line: ``name=value`` pairs, floats to 3 significant digits."""
+    parts = []
+    for name, value in figures.items():
+        if isinstance(value, float):
+            value = f"{value:.3g}"
+        parts.append(f"{name}={value}")
+    return ", ".join(parts)

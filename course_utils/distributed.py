@@ -1,9 +1,9 @@
-"""Training beyond one process: torchrun + DistributedDataParallel, and the batch sampler.
+"""Training beyond one process: torchrun + DistributedDataParallel.
 
 ``torchrun --nproc-per-node=N -m course_utils train-gan ...`` starts N
 processes with ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` set. Each one calls
 :func:`init_distributed`, wraps its models with :func:`wrap_ddp`, and draws
-its own shard of every epoch from :class:`ShardedPermutation`. Logging,
+its own shard of every epoch from :class:`~course_utils.train_gan.FaceBatches`. Logging,
 sample grids and checkpoints happen on rank 0 only.
 """
 from __future__ import annotations
@@ -145,79 +145,3 @@ def assert_replicas_match(module: nn.Module, context: DistributedContext, what: 
         if len(set(digests)) != 1:
             raise RuntimeError(f"the ranks' {what} weights differ after training: {digests}")
     return digest
-
-
-class ShardedPermutation:
-    """Batches of dataset indices: a fresh shuffle each epoch, one shard per rank.
-
-    Like ``DistributedSampler`` with ``drop_last``: every rank draws the same
-    permutation of the epoch from a ``torch.Generator`` seeded identically on
-    all ranks, and keeps every ``world_size``-th index from its rank on. The
-    per-epoch index tensor is moved to ``device`` once, so a batch is a slice.
-
-    Its state (epoch, position, and the generator's state at the start of the
-    epoch) goes into checkpoints, so a resumed run continues the same stream.
-    """
-
-    def __init__(
-        self,
-        n_items: int,
-        batch_size: int,
-        seed: int,
-        rank: int = 0,
-        world_size: int = 1,
-        device: torch.device | str = "cpu",
-    ):
-        shard = n_items // world_size
-        if batch_size < 1 or shard < batch_size:
-            raise ValueError(
-                f"{n_items} items split over {world_size} rank(s) give {shard} per rank, "
-                f"fewer than one batch of {batch_size}"
-            )
-        self.n_items, self.batch_size = n_items, batch_size
-        self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
-        self.batches_per_epoch = shard // batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.epoch, self.position = -1, 0
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Start ``epoch``: draw its permutation and take this rank's shard."""
-        self.epoch, self.position = epoch, 0
-        self.epoch_start_state = self.generator.get_state()
-        permutation = torch.randperm(self.n_items, generator=self.generator)
-        usable = self.batches_per_epoch * self.batch_size * self.world_size
-        self.shard = permutation[:usable][self.rank :: self.world_size].to(self.device)
-
-    def next_indices(self) -> torch.Tensor:
-        """The next batch of indices of this rank; a new epoch starts when the shard runs out."""
-        if self.position >= self.batches_per_epoch:
-            self.set_epoch(self.epoch + 1)
-        start = self.position * self.batch_size
-        self.position += 1
-        return self.shard[start : start + self.batch_size]
-
-    def state_dict(self) -> dict:
-        """Where the stream stands, as tensors and plain values (for checkpoints)."""
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "epoch_start_generator_state": self.epoch_start_state.clone(),
-            "world_size": self.world_size,
-            "batch_size": self.batch_size,
-            "n_items": self.n_items,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue a saved stream; a changed data size, batch size or rank count starts a new epoch."""
-        self.generator.set_state(state["epoch_start_generator_state"])
-        self.set_epoch(state["epoch"])
-        same_layout = (state["world_size"], state["batch_size"], state["n_items"]) == (
-            self.world_size,
-            self.batch_size,
-            self.n_items,
-        )
-        if same_layout:
-            self.position = state["position"]
-        else:
-            self.set_epoch(state["epoch"] + 1)

@@ -96,7 +96,7 @@ class Generator(nn.Module):
     mixes between groups both work.
     """
 
-    def __init__(self, z_dim: int = 100, n_classes: int = 2, image_size: int = 64, width: int = 32):
+    def __init__(self, z_dim: int, n_classes: int, image_size: int = 64, width: int = 32):
         super().__init__()
         self.z_dim, self.n_classes = z_dim, n_classes
         self.image_size, self.width = _check_image_size(image_size), width
@@ -133,7 +133,7 @@ class Discriminator(nn.Module):
     loss as Sigmoid + BCE but stays stable (and is allowed under autocast).
     """
 
-    def __init__(self, n_classes: int = 2, image_size: int = 64, width: int = 32):
+    def __init__(self, n_classes: int, image_size: int = 64, width: int = 32):
         super().__init__()
         self.n_classes, self.image_size, self.width = n_classes, _check_image_size(image_size), width
         self.stem = nn.Sequential(nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True))

@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 
 from course_utils.data.crops import square_crop_box
 from course_utils.data.images import ImageTooLarge, check_pixels, decode_rgb, resize_square
-from course_utils.imaging import to_model_range
+from course_utils.tensors import to_model_range
 
 MIN_SIDE = 8
 DEFAULT_MAX_SIDE = 2048

@@ -11,9 +11,7 @@ Var(z) = 1) means 60% of z's variance is not recovered.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,28 +23,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import paths
-from .checkpoints import (
-    capture_rng_state,
-    check_config,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
-from .conditioning import one_hot
-from .device import Precision, pick_device, precision_for, resolve_channels_last, set_cpu_threads
-from .distributed import (
-    DistributedContext,
-    assert_replicas_match,
-    barrier,
-    device_for,
-    sync_buffers_from_main,
-    unwrap,
-    wrap_ddp,
-)
-from .run_config import RunConfig
+from .checkpoints import check_config, load_checkpoint
+from .distributed import DistributedContext, unwrap, wrap_ddp
 from .models import Encoder, Generator
-from .seeding import seed_everything
-from .train_gan import step_seed
+from .tensors import one_hot
+from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
+                       start_run, step_seed)
 
 MODEL_KEYS = ("z_dim", "image_size", "width")
 HELD_OUT_RANK = 1_000_003  # a pseudo-rank for held-out pairs: never used by a training rank
@@ -56,29 +38,19 @@ HELD_OUT_RANK = 1_000_003  # a pseudo-rank for held-out pairs: never used by a t
 class EncoderConfig(RunConfig):
     """Everything that defines an encoder training run (saved in its checkpoint)."""
 
-    z_dim: int = 100
-    n_classes: int = 2
-    image_size: int = 64
-    width: int = 32
-    hidden: int = 512
     batch_size: int = 128
-    steps: int = 2000
+    steps: int = 900
+    hidden: int = 512
     lr: float = 3e-4  # measured on the course GAN: 1e-3 plateaus far higher, 3e-3 diverges
     betas: tuple[float, float] = (0.9, 0.999)
     image_loss_weight: float = 0.0
     eval_every: int = 200
     eval_pairs: int = 1024
-    checkpoint_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    amp: bool = True
-    channels_last: bool | None = None
-    compile: bool = False
-    threads: int | None = None
 
     def __post_init__(self):
+        super().__post_init__()
         self.betas = tuple(self.betas)
-        self._require_at_least_one(*("steps", "batch_size", "eval_every", "eval_pairs", "checkpoint_every", "log_every"))
+        self._require_at_least_one("hidden", "eval_every", "eval_pairs")
         if self.image_loss_weight < 0:
             raise ValueError(f"image_loss_weight must be >= 0, got {self.image_loss_weight}")
 
@@ -122,43 +94,43 @@ def frozen_copy(generator: nn.Module, device: torch.device) -> nn.Module:
 
 def generated_pairs(
     generator: nn.Module, z_dim: int, n_classes: int, batch_size: int, noise: torch.Generator,
-    device: torch.device, precision: Precision | None = None,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch of training pairs: images G(z, y), their z and their one-hot y."""
     z = torch.randn(batch_size, z_dim, generator=noise, device=device)
     labels = torch.randint(0, n_classes, (batch_size,), generator=noise, device=device)
     condition = one_hot(labels, n_classes).to(device)
-    with torch.no_grad(), (precision.autocast() if precision else contextlib.nullcontext()):
+    with torch.no_grad():
         images = generator(z, condition).float()
     return images, z, condition
 
 
-def encoder_train_step(
+def encoder_step(
     encoder: nn.Module,
     generator: nn.Module,
     optimizer: torch.optim.Optimizer,
-    images: torch.Tensor,
-    z: torch.Tensor,
-    condition: torch.Tensor,
-    *,
+    batch_size: int,
+    noise: torch.Generator,
     image_loss_weight: float = 0.0,
-    precision: Precision | None = None,
 ) -> torch.Tensor:
-    """One encoder update; returns (z MSE, image MSE) detached (image MSE is 0 when unused)."""
-    precision = precision or precision_for(images.device, amp=False)
-    with precision.autocast():
-        z_hat = encoder(images)
-        z_loss = F.mse_loss(z_hat.float(), z)
-        image_loss = torch.zeros((), device=images.device)
-        if image_loss_weight > 0:
-            # The generator is frozen, but gradients still flow through it into the encoder.
-            image_loss = F.mse_loss(generator(z_hat, condition).float(), images)
-        loss = z_loss + image_loss_weight * image_loss
-    optimizer.zero_grad(set_to_none=True)
-    precision.scaler.scale(loss).backward()
-    precision.scaler.step(optimizer)
-    precision.scaler.update()
-    return torch.stack([z_loss.detach(), image_loss.detach()]).float()
+    """One encoder update on fresh pairs from the frozen generator; returns (z MSE, image MSE), detached.
+
+    The image MSE is 0 when ``image_loss_weight`` is 0 (it is then not computed).
+    """
+    # Fresh z and age groups y; x = G(z, y) under no_grad: the generator is only a data source here.
+    images, z, condition = generated_pairs(generator, generator.z_dim, generator.n_classes, batch_size,
+                                           noise, noise.device)
+    z_hat = encoder(images)
+    z_loss = F.mse_loss(z_hat.float(), z)
+    image_loss = torch.zeros((), device=z.device)
+    if image_loss_weight > 0:
+        # G's weights are frozen, but gradients still flow through G into the encoder.
+        image_loss = F.mse_loss(generator(z_hat, condition).float(), images)
+    loss = z_loss + image_loss_weight * image_loss
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return torch.stack([z_loss, image_loss]).detach().float()
 
 
 @torch.no_grad()
@@ -205,6 +177,7 @@ def train_encoder(
     progress: bool = True,
     device: str | torch.device | None = None,
     context: DistributedContext | None = None,
+    encoder: nn.Module | None = None,
 ) -> EncoderResult:
     """Train an encoder to invert ``generator`` (which is copied and frozen, never changed).
 
@@ -212,77 +185,43 @@ def train_encoder(
     end; ``resume=True`` continues an existing checkpoint up to ``config.steps``.
     The history has the training z-MSE, the image MSE, and every
     ``eval_every`` steps the held-out unexplained variance.
+
+    ``encoder``: your own model to train (in place) instead of a fresh
+    ``Encoder`` of the config's sizes; it must map the generator's images to
+    (N, z_dim). :func:`load_encoder` rebuilds ``Encoder(config sizes)``, so an
+    encoder of another architecture loads only into your own model.
     """
     config = config or EncoderConfig()
-    context = context or DistributedContext()
-    device = device_for(context, pick_device(str(device) if device is not None else None))
     _check_generator_fits(generator, config)
-    seed_everything(config.seed, deterministic=device.type == "cpu")
-    set_cpu_threads(config.threads)
-    run_dir = Path(run_dir) if run_dir is not None else paths.run_dir()
-    checkpoint_path = run_dir / "encoder.pt"
-    channels_last = resolve_channels_last(config.channels_last, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    frozen_generator = frozen_copy(generator, device).to(memory_format=memory_format)
-    encoder = build_encoder(config).to(device, memory_format=memory_format)
+    run = start_run(config, run_dir, "encoder.pt", device, context)
+    context = run.context
+    frozen_generator = frozen_copy(generator, run.device)
+    encoder = encoder if encoder is not None else build_encoder(config)
+    run.place(frozen_generator, encoder)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=config.lr, betas=config.betas)
-    precision = precision_for(device, config.amp)
-    noise = torch.Generator(device=device)
-    history: list[dict] = []
-    step = 0
+    models, optimizers = {"encoder": encoder}, {"encoder": optimizer}
+    noise = torch.Generator(device=run.device)
 
-    if resume and checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path, "encoder", map_location=device)
-        check_config(checkpoint["config"], config.to_dict(), MODEL_KEYS + ("hidden",),
-                     f"encoder checkpoint {checkpoint_path}")
-        encoder.load_state_dict(checkpoint["models"]["encoder"])
-        optimizer.load_state_dict(checkpoint["optimizers"]["encoder"])
-        if precision.scaler.is_enabled() and "scaler" in checkpoint:
-            precision.scaler.load_state_dict(checkpoint["scaler"])
-        restore_rng_state(checkpoint["rng"])
-        history = pd.DataFrame(checkpoint["history"]).to_dict("records")
-        step = int(checkpoint["step"])
-
-    def save(at_step: int) -> None:
-        if context.is_main:
-            save_checkpoint(
-                {
-                    "kind": "encoder",
-                    "config": config.to_dict(),
-                    "models": {"encoder": encoder.state_dict()},
-                    "optimizers": {"encoder": optimizer.state_dict()},
-                    "scaler": precision.scaler.state_dict(),
-                    "step": at_step,
-                    "rng": capture_rng_state(),
-                    "history": _history_frame(history).to_dict("list"),
-                    "world_size": context.world_size,
-                },
-                checkpoint_path,
-            )
+    checkpoint = resume_run(run, "encoder", MODEL_KEYS + ("hidden",), models, optimizers) if resume else None
+    history = history_rows(checkpoint)
+    step = int(checkpoint["step"]) if checkpoint is not None else 0
 
     # The encoder runs forward once per step, so DDP's default buffer broadcast is safe.
-    train_model = wrap_ddp(torch.compile(encoder) if config.compile else encoder, context)
+    train_model = wrap_ddp(compiled(encoder, config.compile), context)
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and context.is_main),
                desc="Encoder", unit="step")
-    window: list[torch.Tensor] = []
-    window_start, window_start_step = time.perf_counter(), step
+    window = LogWindow(step, config.batch_size * context.world_size)
     encoder.train()
     while step < config.steps:
         # Noise of step s on rank r is seeded by (seed, r, s): resuming needs no saved stream.
         noise.manual_seed(step_seed(config.seed, context.rank, step))
-        images, z, condition = generated_pairs(frozen_generator, config.z_dim, config.n_classes,
-                                               config.batch_size, noise, device, precision)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        window.append(encoder_train_step(train_model, frozen_generator, optimizer, images, z, condition,
-                                         image_loss_weight=config.image_loss_weight, precision=precision))
+        with run.autocast:  # bf16 on CUDA, nothing elsewhere: the step itself stays plain fp32 code
+            window.add(encoder_step(train_model, frozen_generator, optimizer, config.batch_size, noise,
+                                    image_loss_weight=config.image_loss_weight))
         step += 1
         last = step == config.steps
         if step % config.log_every == 0 or last:
-            z_mse, image_mse = torch.stack(window).mean(0).tolist()
-            elapsed = time.perf_counter() - window_start
-            rate = (step - window_start_step) * config.batch_size * context.world_size / max(elapsed, 1e-9)
+            (z_mse, image_mse), rate = window.close(step)
             row = {"step": step, "loss": z_mse, "image_loss": image_mse,
                    "unexplained_variance": float("nan"), "images_per_s": rate}
             if context.is_main and (step % config.eval_every == 0 or last):
@@ -291,19 +230,15 @@ def train_encoder(
             history.append(row)
             bar.set_postfix(loss=f"{z_mse:.3f}", img_s=f"{rate:.0f}")
             bar.update(step - bar.n)
-            window, window_start, window_start_step = [], time.perf_counter(), step
         if step % config.checkpoint_every == 0 or last:
-            save(step)
+            save_run(run, "encoder", step, models, optimizers, _history_frame(history))
     bar.close()
-    barrier(context)
-    if context.is_distributed:
-        sync_buffers_from_main(encoder, context)
-        assert_replicas_match(encoder, context, "encoder")
+    finish_run(run, encoder=encoder)
 
     final_unexplained = unexplained_variance(encoder, frozen_generator, config.eval_pairs, config.seed)
     r2 = latent_r2(encoder, frozen_generator, config.eval_pairs, config.seed)
-    encoder = encoder.to("cpu", memory_format=torch.contiguous_format).eval()
-    return EncoderResult(encoder, _history_frame(history), checkpoint_path, final_unexplained, r2)
+    encoder = unwrap(encoder).to("cpu", memory_format=torch.contiguous_format).eval()
+    return EncoderResult(encoder, _history_frame(history), run.checkpoint_path, final_unexplained, r2)
 
 
 def _history_frame(rows: list[dict]) -> pd.DataFrame:

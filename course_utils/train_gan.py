@@ -1,9 +1,13 @@
-"""Training the conditional DCGAN: one step, the loop, samples and resumable checkpoints.
+"""Training the conditional DCGAN: the plain step, the batches, and the resumable loop around them.
+
+:func:`gan_step` is the whole method in fp32, top to bottom. :func:`train_gan`
+wraps it from outside: mixed precision (``torch.autocast``), channels-last
+memory, ``torch.compile`` and DistributedDataParallel never enter the step.
 
 Randomness is arranged so that a run stopped and resumed ends with exactly
 the weights of a run that went straight through (on the CPU, same settings):
 
-* the batch order comes from :class:`ShardedPermutation`, whose state is saved;
+* the batch order comes from :class:`FaceBatches`, whose state is saved;
 * the noise of step ``s`` on rank ``r`` comes from a generator re-seeded with
   ``(seed, r, s)``, so no rank has to save or restore a random stream;
 * models, Adam moments, BatchNorm running statistics, the fixed sample noise,
@@ -12,7 +16,6 @@ the weights of a run that went straight through (on the CPU, same settings):
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,36 +30,12 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from . import paths
-from .checkpoints import (
-    capture_rng_state,
-    check_config,
-    load_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
-from .conditioning import one_hot
-from .device import (
-    DeviceDataset,
-    Precision,
-    pick_device,
-    precision_for,
-    resolve_channels_last,
-    set_cpu_threads,
-)
-from .distributed import (
-    DistributedContext,
-    ShardedPermutation,
-    assert_replicas_match,
-    barrier,
-    device_for,
-    sync_buffers_from_main,
-    unwrap,
-    wrap_ddp,
-)
-from .modes import frozen_parameters
-from .run_config import RunConfig
+from .checkpoints import load_checkpoint
+from .distributed import DistributedContext, unwrap, wrap_ddp
 from .models import Discriminator, Generator
-from .seeding import seed_everything
+from .tensors import one_hot
+from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
+                       start_run, step_seed)
 
 MODEL_KEYS = ("z_dim", "n_classes", "image_size", "width")
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
@@ -64,32 +43,21 @@ STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
 
 @dataclass
 class GanConfig(RunConfig):
-    """Everything that defines a GAN training run (saved in its checkpoint)."""
+    """Everything that defines a GAN training run (saved in its checkpoint): the course's balanced
+    width-32 DCGAN, batch 64, Adam(2e-4, 0.5/0.999), plus the settings of :class:`RunConfig`."""
 
-    z_dim: int = 100
-    n_classes: int = 2
-    image_size: int = 64
-    width: int = 32
-    batch_size: int = 64
-    steps: int = 1000
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     real_label_smoothing: float = 0.9  # one-sided: real targets 0.9, fake targets 0
-    sample_every: int = 100
-    checkpoint_every: int = 500
-    log_every: int = 10
+    sample_every: int = 250
     n_sample_noise: int = 8  # sample grid: this many z, each drawn once per age group
-    seed: int = 0
-    amp: bool = True  # mixed precision on CUDA; ignored on the CPU
-    channels_last: bool | None = None  # None: on CUDA only
-    compile: bool = False  # torch.compile the models (GPU fast path)
-    threads: int | None = None  # CPU threads; None keeps torch's (fixed per machine) default
     sync_batchnorm: bool = False  # multi-GPU only (NCCL)
 
     def __post_init__(self):
+        super().__post_init__()
         self.betas = tuple(self.betas)
-        self._require_at_least_one(*("steps", "batch_size", "sample_every", "checkpoint_every", "log_every"))
+        self._require_at_least_one("sample_every", "n_sample_noise")
         if not 0 < self.real_label_smoothing <= 1:
             raise ValueError(f"real_label_smoothing must be in (0, 1], got {self.real_label_smoothing}")
 
@@ -98,8 +66,8 @@ class GanConfig(RunConfig):
 class GanResult:
     """What :func:`train_gan` hands back: models on the CPU in eval mode, and the record."""
 
-    generator: Generator
-    discriminator: Discriminator
+    generator: nn.Module
+    discriminator: nn.Module
     history: pd.DataFrame
     checkpoint_path: Path
     samples_dir: Path
@@ -113,7 +81,7 @@ def build_gan(config: GanConfig) -> tuple[Generator, Discriminator]:
     return generator, discriminator
 
 
-def gan_train_step(
+def gan_step(
     generator: nn.Module,
     discriminator: nn.Module,
     opt_g: torch.optim.Optimizer,
@@ -121,85 +89,156 @@ def gan_train_step(
     real: torch.Tensor,
     condition: torch.Tensor,
     z: torch.Tensor,
-    *,
     real_target: float = 0.9,
-    precision: Precision | None = None,
-    discriminator_for_generator: nn.Module | None = None,
 ) -> torch.Tensor:
-    """One conditional DCGAN update of D then G; returns (loss_d, loss_g, d_real, d_fake), detached.
+    """One conditional DCGAN update, D then G; returns (loss_d, loss_g, d_real, d_fake), detached.
 
-    ``d_real``/``d_fake`` are D's mean probabilities on the real and generated
-    batch. ``discriminator_for_generator`` is the plain D inside a DDP wrapper:
-    the generator's step must not involve D's gradient synchronisation.
+    ``d_real``/``d_fake`` are D's mean probabilities on the real and the generated batch.
     """
-    precision = precision or precision_for(real.device, amp=False)
-    scaler = precision.scaler
-    with precision.autocast():
-        fake = generator(z, condition)
-        # Two separate D passes (all-real, all-fake) keep BatchNorm statistics per kind of batch.
-        logits_real = discriminator(real, condition)
-        logits_fake = discriminator(fake.detach(), condition)
-        loss_d = F.binary_cross_entropy_with_logits(
-            logits_real, torch.full_like(logits_real, real_target)
-        ) + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
-    opt_d.zero_grad(set_to_none=True)
-    scaler.scale(loss_d).backward()
-    scaler.step(opt_d)
+    fake = generator(z, condition)
 
-    plain_discriminator = discriminator_for_generator or discriminator
-    # Only G learns here: skipping D's weight gradients saves about a third of its backward pass.
-    with frozen_parameters(plain_discriminator):
-        with precision.autocast():
-            logits_g = plain_discriminator(fake, condition)
-            loss_g = F.binary_cross_entropy_with_logits(logits_g, torch.ones_like(logits_g))
-        opt_g.zero_grad(set_to_none=True)
-        scaler.scale(loss_g).backward()
-        scaler.step(opt_g)
-    scaler.update()
-    with torch.no_grad():
-        return torch.stack(
-            [loss_d, loss_g, torch.sigmoid(logits_real).mean(), torch.sigmoid(logits_fake).mean()]
-        ).float()
+    # D learns to tell real faces (target ``real_target``, one-sided smoothing) from fakes (0).
+    # Two separate passes, all-real then all-fake: each BatchNorm batch holds one kind of image.
+    logits_real = discriminator(real, condition)
+    logits_fake = discriminator(fake.detach(), condition)  # detach: this loss must not reach G
+    loss_d = F.binary_cross_entropy_with_logits(logits_real, torch.full_like(logits_real, real_target)) \
+        + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+
+    # G learns to make D say "real" (the non-saturating loss). D's weights get gradients
+    # here too, but only opt_g steps, and D's next zero_grad clears them.
+    logits_g = discriminator(fake, condition)
+    loss_g = F.binary_cross_entropy_with_logits(logits_g, torch.ones_like(logits_g))
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+
+    stats = [loss_d, loss_g, torch.sigmoid(logits_real).mean(), torch.sigmoid(logits_fake).mean()]
+    return torch.stack(stats).detach().float()
 
 
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """A well-mixed 63-bit seed for the noise of one step on one rank."""
-    state = np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint32)
-    return (int(state[0]) << 31) ^ int(state[1])
+class FaceBatches:
+    """The real faces, their one-hot conditions and the noise z of every training step.
 
+    The whole uint8 array stays on the training device when it fits, so a
+    batch is one index operation plus normalisation there: no DataLoader, no
+    per-image Python work in the hot loop.
 
-class GanBatches:
-    """The training loop's inputs for each step: real faces, their conditions, and noise."""
+    The order is like ``DistributedSampler`` with ``drop_last``: a fresh
+    shuffle every epoch, drawn from a generator seeded identically on all
+    ranks, of which each rank keeps every ``world_size``-th index from its
+    rank on. The state (epoch, position, and the generator's state at the
+    start of the epoch) goes into checkpoints, so a resumed run continues the
+    same stream. The noise of step ``s`` comes from a generator re-seeded
+    with ``(seed, rank, s)``.
+    """
 
     def __init__(
         self,
-        images_uint8,
-        labels,
-        config: GanConfig,
-        device: torch.device,
-        context: DistributedContext | None = None,
+        images_uint8: np.ndarray | torch.Tensor,
+        labels: np.ndarray | torch.Tensor,
+        n_classes: int,
+        batch_size: int,
+        seed: int = 0,
+        z_dim: int = 100,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
         channels_last: bool = False,
     ):
+        images = torch.as_tensor(images_uint8)
+        labels = torch.as_tensor(np.asarray(labels).copy(), dtype=torch.long)  # a copy: cache arrays are read-only
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+            raise ValueError(f"labels must lie in [0, {n_classes - 1}], got {labels.min()}..{labels.max()}")
+        shard = len(labels) // world_size
+        if batch_size < 1 or shard < batch_size:
+            raise ValueError(f"{len(labels)} items split over {world_size} rank(s) give {shard} per rank, "
+                             f"fewer than one batch of {batch_size}")
+        self.device, self.n_classes, self.channels_last = torch.device(device), n_classes, channels_last
+        self.batch_size, self.seed, self.z_dim = batch_size, seed, z_dim
+        self.rank, self.world_size = rank, world_size
+        home = self.device if _fits_on_device(images.numel(), self.device) else torch.device("cpu")
+        self.images, self.labels = images.contiguous().to(home), labels.to(home)
+        if home.type == "cpu" and self.device.type == "cuda":
+            self.images = self.images.pin_memory()
+        self.batches_per_epoch = shard // batch_size
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.noise = torch.Generator(device=self.device)
+        self.set_epoch(0)
+
+    @classmethod
+    def for_config(cls, images_uint8, labels, config: "GanConfig", device: torch.device,
+                   context: DistributedContext | None = None, channels_last: bool = False) -> "FaceBatches":
+        """The batches of a training run; the images must have the configured size."""
         context = context or DistributedContext()
-        self.config, self.device, self.rank = config, device, context.rank
-        self.data = DeviceDataset(images_uint8, labels, config.n_classes, device, channels_last)
-        side = self.data.images.shape[1]
-        if tuple(self.data.images.shape[1:3]) != (config.image_size, config.image_size):
-            raise ValueError(
-                f"images are {side}x{self.data.images.shape[2]}, but the config says image_size={config.image_size}"
-            )
-        self.sampler = ShardedPermutation(
-            len(self.data), config.batch_size, config.seed, context.rank, context.world_size,
-            device=self.data.images.device,
-        )
-        self.noise = torch.Generator(device=device)
+        batches = cls(images_uint8, labels, config.n_classes, config.batch_size, config.seed, config.z_dim,
+                      device, context.rank, context.world_size, channels_last)
+        height, width = batches.images.shape[1:3]
+        if (height, width) != (config.image_size, config.image_size):
+            raise ValueError(f"images are {height}x{width}, but the config says image_size={config.image_size}")
+        return batches
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start ``epoch``: draw its permutation and take this rank's shard."""
+        self.epoch, self.position = epoch, 0
+        self.epoch_start_state = self.shuffle.get_state()
+        permutation = torch.randperm(len(self), generator=self.shuffle)
+        usable = self.batches_per_epoch * self.batch_size * self.world_size
+        self.shard = permutation[:usable][self.rank :: self.world_size].to(self.images.device)
+
+    def next_indices(self) -> torch.Tensor:
+        """The next batch of indices of this rank; a new epoch starts when the shard runs out."""
+        if self.position >= self.batches_per_epoch:
+            self.set_epoch(self.epoch + 1)
+        start = self.position * self.batch_size
+        self.position += 1
+        return self.shard[start : start + self.batch_size]
 
     def next(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(real images, one-hot conditions, noise z) for ``step``."""
-        real, condition = self.data.batch(self.sampler.next_indices())
-        self.noise.manual_seed(step_seed(self.config.seed, self.rank, step))
-        z = torch.randn(real.shape[0], self.config.z_dim, generator=self.noise, device=self.device)
-        return real, condition, z
+        """(real images (B, 3, H, W) in [-1, 1], one-hot conditions, noise z) for ``step``."""
+        indices = self.next_indices()
+        images = self.images[indices].to(self.device, non_blocking=True)
+        labels = self.labels[indices].to(self.device, non_blocking=True)
+        # NHWC uint8 permuted to NCHW *is* channels_last in memory, so that layout costs nothing.
+        real = images.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        if not self.channels_last:
+            real = real.contiguous()
+        self.noise.manual_seed(step_seed(self.seed, self.rank, step))
+        z = torch.randn(real.shape[0], self.z_dim, generator=self.noise, device=self.device)
+        return real, one_hot(labels, self.n_classes), z
+
+    def state_dict(self) -> dict:
+        """Where the stream stands, as tensors and plain values (for checkpoints)."""
+        return {"epoch": self.epoch, "position": self.position,
+                "epoch_start_generator_state": self.epoch_start_state.clone(),
+                "world_size": self.world_size, "batch_size": self.batch_size, "n_items": len(self)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue a saved stream; a changed data size, batch size or rank count starts a new epoch."""
+        self.shuffle.set_state(state["epoch_start_generator_state"])
+        self.set_epoch(state["epoch"])
+        if (state["world_size"], state["batch_size"], state["n_items"]) == (
+                self.world_size, self.batch_size, len(self)):
+            self.position = state["position"]
+        else:
+            self.set_epoch(state["epoch"] + 1)
+
+
+def _fits_on_device(nbytes: int, device: torch.device, headroom: float = 0.5) -> bool:
+    """Whether ``nbytes`` of data may live on ``device`` (using at most ``headroom`` of its free memory)."""
+    if device.type != "cuda":
+        return True  # CPU (and MPS unified memory): the data is already in this memory.
+    free, _total = torch.cuda.mem_get_info(device)
+    return nbytes <= free * headroom
 
 
 def fixed_sample_inputs(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,28 +251,32 @@ def fixed_sample_inputs(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def render_samples(
-    generator: nn.Module, z: torch.Tensor, condition: torch.Tensor, precision: Precision | None = None
-) -> torch.Tensor:
+def render_samples(generator: nn.Module, z: torch.Tensor, condition: torch.Tensor,
+                   autocast: contextlib.AbstractContextManager | None = None) -> torch.Tensor:
     """Generator output for fixed inputs, in eval mode, as float32 CPU images in [-1, 1]."""
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
     try:
-        context = precision.autocast() if precision else contextlib.nullcontext()
-        with context:
+        with autocast or contextlib.nullcontext():
             images = generator(z.to(device), condition.to(device))
     finally:
         generator.train(was_training)
     return images.float().cpu()
 
 
-def _compiled(module: nn.Module, enabled: bool) -> nn.Module:
-    return torch.compile(module) if enabled else module
-
-
 def _history_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", *STAT_NAMES, "images_per_s"])
+
+
+def _check_models_fit(generator: nn.Module, discriminator: nn.Module, config: GanConfig) -> None:
+    for name, model, keys in (("generator", generator, ("z_dim", "n_classes", "image_size")),
+                              ("discriminator", discriminator, ("n_classes", "image_size"))):
+        model = unwrap(model)
+        wrong = [f"{key}={getattr(model, key)} (config: {getattr(config, key)})" for key in keys
+                 if hasattr(model, key) and getattr(model, key) != getattr(config, key)]
+        if wrong:
+            raise ValueError(f"the {name} does not fit the config: {', '.join(wrong)}")
 
 
 def train_gan(
@@ -246,6 +289,8 @@ def train_gan(
     sample_callback: Callable[[int, torch.Tensor], None] | None = None,
     device: str | torch.device | None = None,
     context: DistributedContext | None = None,
+    generator: nn.Module | None = None,
+    discriminator: nn.Module | None = None,
 ) -> GanResult:
     """Train the conditional DCGAN on uint8 faces (N, S, S, 3) with integer age labels (N,).
 
@@ -256,66 +301,43 @@ def train_gan(
     ``sample_callback(step, images)`` receives each sample batch (e.g. for a
     live notebook view). ``context`` comes from :func:`init_distributed` in a
     torchrun launch; by default the run is single-process.
+
+    ``generator``/``discriminator``: your own models to train (in place)
+    instead of fresh ``Generator``/``Discriminator`` of the config's sizes,
+    e.g. ``Discriminator(2, 64, width=8)``. Their z_dim, n_classes and
+    image_size must match the config. The checkpoint stores the config, so
+    :func:`load_generator` rebuilds ``Generator(config sizes)``: a generator
+    of another width or architecture than the config's does not load with it
+    (a clear ValueError); load its state dict into your own model instead.
     """
     config = config or GanConfig()
-    context = context or DistributedContext()
-    device = device_for(context, pick_device(str(device) if device is not None else None))
-    seed_everything(config.seed, deterministic=device.type == "cpu")
-    set_cpu_threads(config.threads)
-    run_dir = Path(run_dir) if run_dir is not None else paths.run_dir()
-    checkpoint_path, samples_dir = run_dir / "gan.pt", run_dir / "gan_samples"
-    channels_last = resolve_channels_last(config.channels_last, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    generator, discriminator = build_gan(config)
-    generator.to(device, memory_format=memory_format)
-    discriminator.to(device, memory_format=memory_format)
+    run = start_run(config, run_dir, "gan.pt", device, context)
+    context = run.context
+    samples_dir = run.checkpoint_path.parent / "gan_samples"
+    generator = generator if generator is not None else Generator(
+        config.z_dim, config.n_classes, config.image_size, config.width)
+    discriminator = discriminator if discriminator is not None else Discriminator(
+        config.n_classes, config.image_size, config.width)
+    _check_models_fit(generator, discriminator, config)
+    run.place(generator, discriminator)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
-    precision = precision_for(device, config.amp)
-    batches = GanBatches(images_uint8, labels, config, device, context, channels_last)
+    batches = FaceBatches.for_config(images_uint8, labels, config, run.device, context, run.channels_last)
+    models = {"generator": generator, "discriminator": discriminator}
+    optimizers = {"generator": opt_g, "discriminator": opt_d}
     fixed_z, fixed_condition = fixed_sample_inputs(config)
-    history: list[dict] = []
-    step = 0
 
-    if resume and checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path, "gan", map_location=device)
-        check_config(checkpoint["config"], config.to_dict(), MODEL_KEYS, f"GAN checkpoint {checkpoint_path}")
+    checkpoint = resume_run(run, "gan", MODEL_KEYS, models, optimizers) if resume else None
+    history, step = history_rows(checkpoint), 0
+    if checkpoint is not None:
         _warn_changed_training_settings(checkpoint["config"], config)
-        generator.load_state_dict(checkpoint["models"]["generator"])
-        discriminator.load_state_dict(checkpoint["models"]["discriminator"])
-        opt_g.load_state_dict(checkpoint["optimizers"]["generator"])
-        opt_d.load_state_dict(checkpoint["optimizers"]["discriminator"])
-        if precision.scaler.is_enabled() and "scaler" in checkpoint:
-            precision.scaler.load_state_dict(checkpoint["scaler"])
-        batches.sampler.load_state_dict(checkpoint["sampler"])
+        batches.load_state_dict(checkpoint["sampler"])
         fixed_z, fixed_condition = checkpoint["fixed_noise"]["z"].cpu(), checkpoint["fixed_noise"]["condition"].cpu()
-        restore_rng_state(checkpoint["rng"])
-        history = pd.DataFrame(checkpoint["history"]).to_dict("records")
         step = int(checkpoint["step"])
-
-    def save(at_step: int) -> None:
-        if context.is_main:
-            save_checkpoint(
-                {
-                    "kind": "gan",
-                    "config": config.to_dict(),
-                    "models": {"generator": generator.state_dict(), "discriminator": discriminator.state_dict()},
-                    "optimizers": {"generator": opt_g.state_dict(), "discriminator": opt_d.state_dict()},
-                    "scaler": precision.scaler.state_dict(),
-                    "step": at_step,
-                    "rng": capture_rng_state(),
-                    "sampler": batches.sampler.state_dict(),
-                    "fixed_noise": {"z": fixed_z, "condition": fixed_condition},
-                    "history": _history_frame(history).to_dict("list"),
-                    "world_size": context.world_size,
-                },
-                checkpoint_path,
-            )
 
     def sample(at_step: int) -> None:
         if context.is_main:
-            images = render_samples(generator, fixed_z, fixed_condition, precision)
+            images = render_samples(generator, fixed_z, fixed_condition, run.autocast)
             samples_dir.mkdir(parents=True, exist_ok=True)
             save_image(images, samples_dir / f"step_{at_step:06d}.png", nrow=config.n_sample_noise,
                        normalize=True, value_range=(-1, 1))
@@ -323,66 +345,49 @@ def train_gan(
                 sample_callback(at_step, images)
 
     # G runs forward once per step, so its buffers may be broadcast from rank 0 as usual.
-    # D runs forward twice (real, then fake) before one backward; DDP's default buffer
-    # broadcast would overwrite BatchNorm buffers in place between those passes and break
-    # autograd. We keep the all-real / all-fake batches (DCGAN practice: one mixed batch
-    # would change what D's BatchNorm normalises) and turn D's buffer broadcast off
-    # instead: each rank keeps its own D running statistics, which training never uses.
-    # SyncBatchNorm swaps the BatchNorm layers in place and keeps the same parameter
-    # objects, so the optimizers made above still hold the right tensors.
+    # D runs forward twice (real, then fake) before its backward, and once more for G's
+    # loss; DDP's default buffer broadcast at each forward would overwrite BatchNorm
+    # buffers in place between passes whose graphs still hold them, and break autograd.
+    # We keep the all-real / all-fake batches (DCGAN practice: one mixed batch would
+    # change what D's BatchNorm normalises) and turn D's buffer broadcast off instead:
+    # each rank keeps its own D running statistics, which training never uses (finish_run
+    # adopts rank 0's at the end). SyncBatchNorm swaps the BatchNorm layers in place and
+    # keeps the same parameter objects, so the optimizers made above still hold the right tensors.
     sync_batchnorm = config.sync_batchnorm and context.is_distributed
-    train_generator = wrap_ddp(_compiled(generator, config.compile), context, broadcast_buffers=True,
+    train_generator = wrap_ddp(compiled(generator, config.compile), context, broadcast_buffers=True,
                                sync_batchnorm=sync_batchnorm)
-    train_discriminator = wrap_ddp(_compiled(discriminator, config.compile), context,
+    train_discriminator = wrap_ddp(compiled(discriminator, config.compile), context,
                                    broadcast_buffers=False, sync_batchnorm=sync_batchnorm)
-    plain_discriminator = (
-        train_discriminator.module
-        if isinstance(train_discriminator, nn.parallel.DistributedDataParallel)
-        else train_discriminator
-    )
 
     bar = tqdm(total=config.steps, initial=step, disable=not (progress and context.is_main),
                desc="GAN", unit="step")
-    window: list[torch.Tensor] = []
-    window_start, window_start_step = time.perf_counter(), step
+    window = LogWindow(step, config.batch_size * context.world_size)
     generator.train()
     discriminator.train()
     while step < config.steps:
         real, condition, z = batches.next(step)
-        window.append(
-            gan_train_step(train_generator, train_discriminator, opt_g, opt_d, real, condition, z,
-                           real_target=config.real_label_smoothing, precision=precision,
-                           discriminator_for_generator=plain_discriminator)
-        )
+        with run.autocast:  # bf16 on CUDA, nothing elsewhere: the step itself stays plain fp32 code
+            window.add(gan_step(train_generator, train_discriminator, opt_g, opt_d, real, condition, z,
+                                real_target=config.real_label_smoothing))
         step += 1
         last = step == config.steps
         if step % config.log_every == 0 or last:
-            # One device->host sync per log interval, not per step.
-            means = torch.stack(window).mean(0).tolist()
-            elapsed = time.perf_counter() - window_start
-            rate = (step - window_start_step) * config.batch_size * context.world_size / max(elapsed, 1e-9)
+            means, rate = window.close(step)
             row = {"step": step, **dict(zip(STAT_NAMES, means)), "images_per_s": rate}
             history.append(row)
-            bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}",
-                            img_s=f"{rate:.0f}")
+            bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{rate:.0f}")
             bar.update(step - bar.n)
-            window, window_start, window_start_step = [], time.perf_counter(), step
         if step % config.sample_every == 0 or last:
             sample(step)
         if step % config.checkpoint_every == 0 or last:
-            save(step)
+            save_run(run, "gan", step, models, optimizers, _history_frame(history),
+                     sampler=batches.state_dict(), fixed_noise={"z": fixed_z, "condition": fixed_condition})
     bar.close()
-    barrier(context)
-    if context.is_distributed:
-        # Each rank's last forward updated BatchNorm running statistics with its own batch;
-        # adopt rank 0's (the ones in the checkpoint) so every rank ends with the same model.
-        sync_buffers_from_main(generator, context)
-        sync_buffers_from_main(discriminator, context)
-        assert_replicas_match(generator, context, "generator")
+    finish_run(run, generator=generator, discriminator=discriminator)
 
     generator = unwrap(generator).to("cpu", memory_format=torch.contiguous_format).eval()
     discriminator = unwrap(discriminator).to("cpu", memory_format=torch.contiguous_format).eval()
-    return GanResult(generator, discriminator, _history_frame(history), checkpoint_path, samples_dir, step)
+    return GanResult(generator, discriminator, _history_frame(history), run.checkpoint_path, samples_dir, step)
 
 
 def _warn_changed_training_settings(saved: dict, config: GanConfig) -> None:

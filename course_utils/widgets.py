@@ -28,12 +28,6 @@ def years_to_position(age: float, age_groups) -> float:
     return float(np.interp(age, midpoints, np.arange(len(midpoints))))
 
 
-def position_to_years(position: float, age_groups) -> float:
-    """Group position -> age in years at the matching point between group midpoints."""
-    midpoints = _midpoints(age_groups)
-    return float(np.interp(position, np.arange(len(midpoints)), midpoints))
-
-
 class AgeSliderApp:
     """Widgets that age a held-out face or an uploaded photo as the learner drags a slider.
 
@@ -42,6 +36,7 @@ class AgeSliderApp:
     generator pass. Uploaded photos are centre-cropped to a square, so a
     roughly centred portrait works best. Without a ``classifier`` an uploaded
     face is assumed to be in the first age group (the status line says so).
+    ``age_groups`` are the data's (``faces.age_groups`` of the face cache), one per generator group.
     """
 
     def __init__(
@@ -50,7 +45,7 @@ class AgeSliderApp:
         encoder,
         faces: np.ndarray,
         labels,
-        age_groups=((20, 30), (40, 50)),
+        age_groups,
         classifier=None,
         refine_steps: int = 50,
         display_size: int = 192,

@@ -54,7 +54,7 @@ def main() -> int:
     if not args.keep_home:
         fresh_home(home)
     os.environ["FACE_AGING_HOME"] = str(home)
-    from course_utils.summary import format_figures, read_summary  # after FACE_AGING_HOME is set
+    from course_utils.course import format_figures, read_summary  # after FACE_AGING_HOME is set
 
     rows = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):

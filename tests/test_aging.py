@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from course_utils.aging import AgingResult, LatentCache, age_face, encode, refine_latent
-from course_utils.conditioning import one_hot
+from course_utils.tensors import one_hot
 
 Z_DIM, N_CLASSES, SIZE = 8, 2, 8
 

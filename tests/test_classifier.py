@@ -6,18 +6,16 @@ import torch
 from course_utils.classifier import (
     AgeClassifier,
     LogisticBaseline,
-    accuracy,
     balanced_accuracy,
     balanced_class_weights,
     evaluate_classifier,
     group_recalls,
     load_classifier,
     predict_groups,
-    predict_proba,
     save_classifier,
     train_classifier,
 )
-from course_utils.imaging import to_model_range
+from course_utils.tensors import to_model_range
 
 SIZE = 32
 
@@ -57,7 +55,7 @@ def test_cnn_learns_the_age_cue(data):
     assert history["val_balanced_acc"].iloc[-1] > 0.95
     assert not model.training
     _, _, val_images, val_labels = data
-    assert accuracy(model, val_images, val_labels) == pytest.approx(history["val_acc"].iloc[-1])
+    assert evaluate_classifier(model, val_images, val_labels)["accuracy"] == pytest.approx(history["val_acc"].iloc[-1])
 
 
 def test_logistic_baseline_learns_a_linear_cue(data):
@@ -115,11 +113,12 @@ def test_predictions_accept_uint8_faces_and_float_tensors(data):
     model = small_cnn()
     model.train()
     images = data[2][:20]
-    probabilities = predict_proba(model, images, batch_size=7)
-    assert probabilities.shape == (20, 2)
-    torch.testing.assert_close(probabilities.sum(1), torch.ones(20))
-    assert torch.equal(predict_groups(model, images), predict_groups(model, to_model_range(images)))
-    assert torch.equal(predict_groups(model, images), probabilities.argmax(1))
+    groups = predict_groups(model, images, batch_size=7)
+    assert groups.shape == (20,)
+    assert torch.equal(groups, predict_groups(model, to_model_range(images)))
+    with torch.no_grad():
+        assert torch.equal(groups, model.eval()(to_model_range(images)).argmax(1))
+    model.train()
     assert model.training  # evaluation restores the mode it found
     scores = evaluate_classifier(model, images, data[3][:20])
     assert set(scores) == {"accuracy", "balanced_accuracy", "group_recall"}
@@ -134,13 +133,13 @@ def test_bad_inputs_raise_clear_errors(data):
     with pytest.raises(ValueError, match="labels"):
         train_classifier(model, data[0][:8], data[1][:7], progress=False)
     with pytest.raises(ValueError, match="multiple of 16"):
-        AgeClassifier(image_size=40)
+        AgeClassifier(2, image_size=40)
 
 
 @pytest.mark.parametrize("architecture", [AgeClassifier, LogisticBaseline])
 def test_save_and_load_round_trip(tmp_path, data, architecture):
     torch.manual_seed(0)
-    model = small_cnn() if architecture is AgeClassifier else LogisticBaseline(image_size=SIZE)
+    model = small_cnn() if architecture is AgeClassifier else LogisticBaseline(2, image_size=SIZE)
     model, history = train_classifier(model, data[0][:64], data[1][:64], data[2][:32], data[3][:32],
                                       epochs=1, batch_size=32, progress=False)
     path = save_classifier(model, tmp_path / "classifier.pt", history=history)
@@ -148,7 +147,7 @@ def test_save_and_load_round_trip(tmp_path, data, architecture):
     assert type(loaded) is architecture and not loaded.training
     assert loaded.config() == model.config()
     assert all(torch.equal(value, loaded.state_dict()[key]) for key, value in model.state_dict().items())
-    assert torch.equal(predict_proba(loaded, data[2]), predict_proba(model, data[2]))
+    assert torch.equal(predict_groups(loaded, data[2]), predict_groups(model, data[2]))
     assert loaded_history.equals(history)
     assert load_classifier(path).config() == model.config()
 

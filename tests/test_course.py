@@ -6,6 +6,7 @@ import torch
 
 from course_utils import course
 from course_utils.data import FaceCache
+from course_utils.train_gan import GanConfig
 
 
 def striped_faces(count=120) -> FaceCache:
@@ -53,7 +54,14 @@ def test_ensure_classifier_rebuilds_when_missing(tmp_path, monkeypatch, capsys):
 
 
 def test_gan_defaults_depend_on_the_device():
-    assert course.gan_config(torch.device("cpu")).steps == course.CPU_GAN_STEPS
-    assert course.gan_config(torch.device("cuda")).steps == course.GPU_GAN_STEPS
+    assert course.gan_config(device=torch.device("cpu")).steps == GanConfig().steps
+    assert course.gan_config(device=torch.device("cuda")).steps == course.GPU_GAN_STEPS
+    assert course.gan_config(device=torch.device("cuda"), steps=7).steps == 7
     with pytest.raises(ValueError):
-        course.gan_config(torch.device("cpu"), steps=0)
+        course.gan_config(device=torch.device("cpu"), steps=0)
+
+
+def test_gan_config_takes_groups_and_size_from_the_faces():
+    faces = striped_faces()
+    config = course.gan_config(faces, torch.device("cpu"))
+    assert (config.n_classes, config.image_size) == (len(faces.age_groups), faces.images.shape[1])

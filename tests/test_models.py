@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.conditioning import one_hot, soft_condition
+from course_utils.tensors import one_hot, soft_condition
 from course_utils.models import (
     ConditionedConv2d,
     Discriminator,
@@ -50,8 +50,8 @@ def test_generator_layout_follows_dcgan():
 
 
 def test_soft_condition_works_and_lies_between_groups():
-    generator = Generator(z_dim=8, image_size=32, width=4).eval()
-    discriminator = Discriminator(image_size=32, width=4).eval()
+    generator = Generator(z_dim=8, n_classes=2, image_size=32, width=4).eval()
+    discriminator = Discriminator(n_classes=2, image_size=32, width=4).eval()
     z = torch.randn(1, 8)
     young, old = (generator(z, soft_condition(p, 2)[None]) for p in (0.0, 1.0))
     middle = generator(z, soft_condition(0.5, 2)[None])
@@ -70,7 +70,7 @@ def test_conditioned_conv_equals_conv_over_appended_label_maps():
 
 
 def test_discriminator_output_depends_on_condition():
-    discriminator = Discriminator(image_size=32, width=4).eval()
+    discriminator = Discriminator(n_classes=2, image_size=32, width=4).eval()
     images = torch.randn(2, 3, 32, 32)
     young = discriminator(images, one_hot(torch.tensor([0, 0]), 2))
     old = discriminator(images, one_hot(torch.tensor([1, 1]), 2))
@@ -79,7 +79,7 @@ def test_discriminator_output_depends_on_condition():
 
 @torch.no_grad()
 def test_dcgan_initialisation_statistics():
-    generator = Generator(width=32)
+    generator = Generator(100, 2, width=32)
     conv_weights = torch.cat([m.weight.flatten() for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)])
     assert abs(conv_weights.mean()) < 1e-3
     assert float(conv_weights.std()) == pytest.approx(0.02, rel=0.02)
@@ -97,8 +97,8 @@ def test_init_dcgan_weights_resets_a_module():
 
 
 def test_widths_are_balanced():
-    generator = Generator(width=32)
-    discriminator = Discriminator(width=32)
+    generator = Generator(100, 2, width=32)
+    discriminator = Discriminator(2, width=32)
     last_g = [m for m in generator.modules() if isinstance(m, nn.ConvTranspose2d)][-1]
     first_d = discriminator.stem[0]
     assert last_g.in_channels == first_d.out_channels == 32
@@ -117,18 +117,18 @@ def test_encoder_ends_without_activation():
 
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="image_size"):
-        Generator(image_size=48)
-    generator = Generator(z_dim=8, image_size=32, width=4)
+        Generator(100, 2, image_size=48)
+    generator = Generator(z_dim=8, n_classes=2, image_size=32, width=4)
     with pytest.raises(ValueError, match="condition"):
         generator(torch.randn(2, 8), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="z must"):
         generator(torch.randn(2, 9), torch.zeros(2, 2))
     with pytest.raises(ValueError, match="images must"):
-        Discriminator(image_size=32, width=4)(torch.randn(2, 3, 64, 64), torch.zeros(2, 2))
+        Discriminator(n_classes=2, image_size=32, width=4)(torch.randn(2, 3, 64, 64), torch.zeros(2, 2))
 
 
 def test_shape_trace_lists_layers_and_leaves_statistics_alone():
-    discriminator = Discriminator(image_size=32, width=4)
+    discriminator = Discriminator(n_classes=2, image_size=32, width=4)
     running_mean = discriminator.net[0].running_mean.clone()
     table = shape_trace(discriminator, torch.randn(2, 3, 32, 32), torch.eye(2))
     assert list(table.columns) == ["layer", "type", "output shape", "parameters"]

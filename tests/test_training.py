@@ -1,5 +1,6 @@
 """GAN and encoder training: outputs, exact resume, determinism, checkpoint checks."""
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
@@ -108,7 +109,7 @@ def test_resume_with_a_different_model_config_names_the_mismatch(faces, tmp_path
 
 
 def test_an_encoder_checkpoint_is_not_a_gan(tmp_path):
-    generator = Generator(z_dim=8, image_size=32, width=4)
+    generator = Generator(z_dim=8, n_classes=2, image_size=32, width=4)
     config = EncoderConfig.for_generator(generator, width=4, batch_size=8, steps=1, eval_pairs=16, threads=1)
     result = train_encoder(generator, config, tmp_path, progress=False)
     with pytest.raises(ValueError, match="'encoder' checkpoint, but a 'gan' checkpoint was expected"):
@@ -129,7 +130,7 @@ def test_bad_training_data_is_rejected(faces, tmp_path):
 def tiny_generator():
     """A small generator whose BatchNorm statistics are calibrated, so its images depend on z."""
     torch.manual_seed(0)
-    generator = Generator(z_dim=8, image_size=32, width=4)
+    generator = Generator(z_dim=8, n_classes=2, image_size=32, width=4)
     for layer in generator.modules():
         if isinstance(layer, torch.nn.BatchNorm2d):
             layer.momentum = None  # cumulative average over the calibration batches
@@ -197,3 +198,76 @@ def test_command_line_trains_gan_then_encoder(tmp_path):
     assert (generator.z_dim, generator.image_size) == (8, 32)
     assert (encoder.z_dim, encoder.image_size) == (8, 32)
     assert load_checkpoint(tmp_path / "encoder.pt", "encoder")["config"]["image_loss_weight"] == 0.5
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--width", "0"], "width must be at least 1"),
+    (["--batch-size", "-1"], "batch_size must be at least 1"),
+    (["--z-dim", "0"], "z_dim must be at least 1"),
+    (["--image-size", "0"], "image_size must be at least 1"),
+    (["--synthetic-data", "0"], "--synthetic-data must be a positive number"),
+])
+def test_command_line_rejects_bad_settings_before_training(tmp_path, capsys, options, message):
+    argv = ["train-gan", "--synthetic-data", "16", "--device", "cpu", "--out", str(tmp_path / "run"),
+            "--no-progress", *options]
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "gan.pt").exists()
+
+
+def test_command_line_out_must_be_a_writable_folder(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    with pytest.raises(SystemExit):
+        main(["train-gan", "--synthetic-data", "16", "--device", "cpu", "--out", str(a_file), "--no-progress"])
+    assert "is a file, not a folder" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # (root may write anywhere)
+            with pytest.raises(SystemExit):
+                main(["train-encoder", "--device", "cpu", "--out", str(locked / "run"), "--no-progress"])
+            assert "cannot create the folder" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_command_line_options_come_from_the_config_fields():
+    from course_utils.__main__ import build_parser
+
+    gan_help = build_parser()._subparsers._group_actions[0].choices["train-gan"].format_help()
+    for field in dataclasses.fields(GanConfig):
+        if field.name != "n_classes":  # from the data
+            assert "--" + field.name.replace("_", "-") in gan_help
+    assert f"(default: {GanConfig.sample_every})" in gan_help
+
+
+def test_train_gan_trains_a_learners_own_discriminator_and_its_checkpoint_loads(faces, tmp_path):
+    from course_utils.models import Discriminator
+
+    images, labels = faces
+    weak = Discriminator(n_classes=2, image_size=32, width=8)
+    before = [p.detach().clone() for p in weak.parameters()]
+    result = train_gan(images, labels, tiny_gan_config(steps=4), tmp_path, progress=False, discriminator=weak)
+    assert result.discriminator is weak and weak.width == 8
+    assert any(not torch.equal(a, b) for a, b in zip(before, weak.parameters()))
+    generator = load_generator(tmp_path / "gan.pt")  # a default-width generator: loads from the config
+    for name, tensor in result.generator.state_dict().items():
+        assert torch.equal(generator.state_dict()[name], tensor), name
+    resumed = train_gan(images, labels, tiny_gan_config(steps=6), tmp_path, resume=True, progress=False,
+                        discriminator=Discriminator(n_classes=2, image_size=32, width=8))
+    assert resumed.steps == 6
+    with pytest.raises(ValueError, match="n_classes"):
+        train_gan(images, labels, tiny_gan_config(), tmp_path, progress=False,
+                  discriminator=Discriminator(n_classes=3, image_size=32, width=8))
+
+
+def test_train_encoder_trains_a_learners_own_encoder(tiny_generator, tmp_path):
+    mine = Encoder(z_dim=8, image_size=32, width=4, hidden=32)
+    config = tiny_encoder_config(tiny_generator, steps=4, width=4, hidden=32, eval_every=4, eval_pairs=32)
+    result = train_encoder(tiny_generator, config, tmp_path, progress=False, encoder=mine)
+    assert result.encoder is mine
+    assert load_encoder(tmp_path / "encoder.pt").width == 4

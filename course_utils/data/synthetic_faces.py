@@ -445,16 +445,3 @@ def _draw_glasses(draw, frame, ident, rx, ry, yaw) -> None:
         centres.append(ex)
         draw.line(frame(_ellipse(ex, eye_y, 0.26, 0.17, n=28)), fill=colour, width=width)
     draw.line(frame([(centres[0] + 0.26, eye_y - 0.03), (centres[1] - 0.26, eye_y - 0.03)]), fill=colour, width=width)
-
-
-def render_identity_grid(identity: Identity, ages=(18, 25, 32, 40, 48, 56, 65, 75), photo_seed: int = 0,
-                         image_size: int = 64, margin: float | None = None) -> np.ndarray:
-    """One identity across ``ages`` as uint8 crops (len(ages), H, W, 3), cropped like the cache."""
-    from .crops import DEFAULT_MARGIN, crop_face_image
-
-    margin = DEFAULT_MARGIN if margin is None else margin
-    crops = []
-    for age in ages:
-        photo, box = render_photo(identity, age, photo_seed)
-        crops.append(crop_face_image(photo, box, image_size, margin))
-    return np.stack(crops)
