@@ -1,4 +1,4 @@
-"""Face detection on real photographs (assets/photos/, public domain / CC0).
+"""Face detection and full-photo editing on real photographs (assets/photos/, public domain / CC0).
 
 The rectangles below were set by looking at the photos: each holds the
 middle of the person's face (eyes to mouth), in the photo's own pixels.
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from course_utils.aging import edit_photo
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
 from course_utils.data.images import resize_square
 from course_utils.photo import NoFaceFound, crop_face, detect_face, detect_faces, find_face, load_photo
@@ -99,3 +100,30 @@ def test_several_faces_take_the_largest_and_say_so():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an explicit box: no detection, no warning
         find_face(two_faces(), box=boxes[1], size=32)
+
+
+def test_edit_photo_changes_the_face_region_only():
+    photo = load_photo(PHOTOS / "astronaut.jpg")
+    found = find_face(photo, size=64)
+    change = np.full((64, 64, 3), 40.0, dtype=np.float32)
+    edited = edit_photo(photo, found.box, change)
+    before = np.asarray(photo)
+    assert edited.shape == before.shape and edited.dtype == np.uint8
+    x1, y1, x2, y2 = found.region
+    outside = np.ones(before.shape[:2], bool)
+    outside[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))] = False
+    assert np.array_equal(edited[outside], before[outside])
+    fx1, fy1, fx2, fy2 = (int(v) for v in found.box)
+    face_diff = edited[fy1:fy2, fx1:fx2].astype(int) - before[fy1:fy2, fx1:fx2]
+    assert np.mean(face_diff) > 30  # the change is applied in full on the face itself
+    # Feathered: near the region's edge the change is only partly applied.
+    edge_row = edited[int(y1) + 2, int(x1) + 2:int(x2) - 2].astype(int) - before[int(y1) + 2, int(x1) + 2:int(x2) - 2]
+    assert 0 <= edge_row.mean() < 10
+
+
+def test_edit_photo_with_no_change_is_the_photo():
+    photo = load_photo(PHOTOS / "camera.jpg")
+    edited = edit_photo(photo, (180, 100, 250, 190), np.zeros((8, 8, 3), np.float32))
+    assert np.array_equal(edited, np.asarray(photo))
+    with pytest.raises(ValueError, match="box"):
+        edit_photo(photo, None, np.zeros((8, 8, 3), np.float32))
