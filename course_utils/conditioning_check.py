@@ -149,7 +149,7 @@ def label_interpolation_strip(generator: nn.Module, z: torch.Tensor, steps: int 
 
     Returns (k * steps, 3, H, W) on the CPU, ordered z by z, so
     ``torchvision.utils.make_grid(strip, nrow=steps)`` shows one face per row.
-    The in-between conditions come from ``course_utils.conditioning.soft_condition``.
+    The in-between conditions come from ``course_utils.tensors.soft_condition``.
     """
     if not torch.is_tensor(z) or z.ndim != 2:
         raise ValueError(f"z must be a 2-D tensor (k, z_dim), got "

@@ -16,24 +16,60 @@ Decisions worth knowing:
 * 16-bit and float greyscale images are scaled into 0..255 rather than
   clipped, after shrinking (see ``course_utils.data.images``, the reader the
   face cache uses too).
+* Without a ``box``, ``crop_face`` *finds* the face with OpenCV's Haar
+  cascades (frontal faces first, then faces in profile either way round),
+  the detectors shipped inside ``opencv-python-headless``: nothing is
+  downloaded. Several faces: the largest is used and a ``UserWarning`` says
+  so. No face: ``NoFaceFound`` (a ``ValueError``); the centre square is used
+  only when asked for (``box="center"`` or ``center=True``).
 """
 from __future__ import annotations
 
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from course_utils.data.crops import square_crop_box
+from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
 from course_utils.data.images import ImageTooLarge, check_pixels, decode_rgb, resize_square
 from course_utils.tensors import to_model_range
 
 MIN_SIDE = 8
 DEFAULT_MAX_SIDE = 2048
+CENTER = "center"
+DETECT_SIDE = 640  # faces are looked for on a copy at most this big (fast, and plenty for 64 px crops)
+MIN_FACE = 24      # smallest face side, in pixels of that copy
+_CASCADES = {}     # cascade file name -> loaded cv2.CascadeClassifier
+
+
+class NoFaceFound(ValueError):
+    """The face detector found no face in the photo."""
+
+
+@dataclass
+class FaceCrop:
+    """A face found (or placed) in a photo and its square crop.
+
+    ``box`` is the face box (x1, y1, x2, y2) in ``photo``'s pixels (None for
+    the centre crop); ``region`` the square around it, widened by the margin,
+    that was resized into ``face``. ``faces_found`` counts detected faces
+    (0 when the box was given or the centre asked for).
+    """
+
+    face: np.ndarray
+    photo: Image.Image
+    box: tuple | None
+    region: tuple
+    faces_found: int = 0
+
+    @property
+    def detected(self) -> bool:
+        return self.faces_found > 0
 
 
 def load_photo(source, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
@@ -75,33 +111,151 @@ def load_photo(source, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
     return result
 
 
-def crop_face(image, box=None, size: int = 64, margin: float = 0.4) -> np.ndarray:
-    """Square crop around a face box (x1, y1, x2, y2), resized to ``size``.
+def detect_faces(image, min_neighbors: int = 5) -> list[tuple[float, float, float, float]]:
+    """Face boxes (x1, y1, x2, y2) in ``image``'s pixels, largest first; [] when there is none.
 
-    ``image`` is anything ``load_photo`` accepts. The box is widened by
-    ``margin`` (0.4 adds 40% of the box side) and kept inside the image; without
-    a box the centre square is used. The square and the resampling are those
-    of the training crops (``data.crops.square_crop_box``). Returns uint8 (size, size, 3).
+    ``image`` is anything ``load_photo`` accepts (boxes refer to the photo as
+    ``load_photo`` returns it). OpenCV's frontal-face Haar cascade runs first;
+    only if it finds nothing, the profile-face cascade runs on the photo and on
+    its mirror image (it knows faces turned one way only). Overlapping boxes
+    are merged. Detection runs on a greyscale copy at most ``DETECT_SIDE`` px.
     """
-    if size < 1:
-        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    photo = load_photo(image)
+    scale = min(1.0, DETECT_SIDE / max(photo.size))
+    small = photo if scale == 1.0 else photo.resize(
+        (max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.Resampling.BILINEAR)
+    grey = np.asarray(small.convert("L"))
+    width = grey.shape[1]
+    boxes = _detect(grey, "haarcascade_frontalface_default.xml", min_neighbors)
+    if not boxes:
+        boxes = _detect(grey, "haarcascade_profileface.xml", min_neighbors)
+        mirrored = _detect(np.ascontiguousarray(grey[:, ::-1]), "haarcascade_profileface.xml", min_neighbors)
+        boxes += [(width - x2, y1, width - x1, y2) for x1, y1, x2, y2 in mirrored]
+    boxes = _merge_overlapping(sorted(boxes, key=_area, reverse=True))
+    return [tuple(float(v) / scale for v in box) for box in boxes]
+
+
+def detect_face(image) -> tuple[float, float, float, float]:
+    """The largest face box in ``image`` (warns when there are several); ``NoFaceFound`` if none."""
+    return _find_face(image, None, 1, 0.0, False, stacklevel=4).box
+
+
+def find_face(image, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
+              center: bool = False) -> FaceCrop:
+    """Locate the face in a photo and crop it as the training faces were cropped -> ``FaceCrop``.
+
+    ``box`` (x1, y1, x2, y2) is used as given; ``box="center"`` or
+    ``center=True`` takes the centre square; otherwise the face is detected
+    (``detect_faces``): with several faces the largest is used and a
+    ``UserWarning`` says so; with none, ``NoFaceFound`` is raised. The crop is
+    ``data.crops.square_crop_box`` widened by ``margin`` and resampled by
+    ``data.images.resize_square``, exactly as the IMDB-WIKI crops were made.
+    """
+    return _find_face(image, box, size, margin, center, stacklevel=4)
+
+
+def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     photo = load_photo(image)
+    faces_found = 0
+    if isinstance(box, str):
+        if box.lower() not in (CENTER, "centre"):
+            raise ValueError(f"box must be four numbers (x1, y1, x2, y2), 'center' or None, got {box!r}")
+        box, center = None, True
+    if box is None and not center:
+        boxes = detect_faces(photo)
+        faces_found = len(boxes)
+        if not boxes:
+            raise NoFaceFound(
+                f"no face found in this {photo.width}x{photo.height} photo, so nothing was aged. "
+                "Pass the face yourself with box=(x1, y1, x2, y2) in pixels, or ask for the centre "
+                "square explicitly with box=\"center\" (crop_face(photo, center=True)); a well-lit, "
+                "frontal face is found most reliably"
+            )
+        box = boxes[0]
+        if faces_found > 1:
+            x1, y1, x2, y2 = box
+            warnings.warn(
+                f"found {faces_found} faces; using the largest, ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}). "
+                "Pass box=(x1, y1, x2, y2) to choose another",
+                UserWarning, stacklevel=stacklevel,
+            )
     region = square_crop_box(box, photo.width, photo.height, margin)
     side = region[2] - region[0]
     if side < size:
         warnings.warn(
             f"the face region is {side:.0f} px wide, smaller than {size} px; upscaling it",
             UserWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
-    return resize_square(photo, region, size)
+    face = resize_square(photo, region, size)
+    return FaceCrop(face, photo, None if box is None else tuple(float(v) for v in box), tuple(region), faces_found)
 
 
-def photo_to_tensor(source, box=None, size: int = 64, margin: float = 0.4) -> torch.Tensor:
+def crop_face(image, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
+              center: bool = False) -> np.ndarray:
+    """Square face crop resized to ``size`` -> uint8 (size, size, 3).
+
+    ``image`` is anything ``load_photo`` accepts. ``box`` (x1, y1, x2, y2) is
+    widened by ``margin`` (0.4 adds 40% of the box side) and kept inside the
+    image. Without a box the face is detected (the largest if several, with
+    a warning; ``NoFaceFound`` if none); ``box="center"`` or ``center=True``
+    takes the centre square instead. The square and the resampling are those
+    of the training crops (``data.crops.square_crop_box``). See ``find_face``
+    for the box and region used.
+    """
+    return _find_face(image, box, size, margin, center, stacklevel=4).face
+
+
+def photo_to_tensor(source, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
+                    center: bool = False) -> torch.Tensor:
     """Photo -> face crop -> float tensor (1, 3, size, size) in [-1, 1] for the models."""
-    return to_model_range(crop_face(source, box=box, size=size, margin=margin))
+    return to_model_range(crop_face(source, box=box, size=size, margin=margin, center=center))
+
+
+def _detect(grey: np.ndarray, cascade_name: str, min_neighbors: int) -> list[tuple]:
+    cascade = _cascade(cascade_name)
+    found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=min_neighbors,
+                                     minSize=(MIN_FACE, MIN_FACE))
+    return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in found]
+
+
+def _cascade(name: str):
+    if name not in _CASCADES:
+        import cv2  # imported here: `import course_utils` stays fast and works without OpenCV
+
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise ImportError(
+                f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them); "
+                "install opencv-python-headless<5"
+            )
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        if cascade.empty():
+            raise ImportError(f"could not load OpenCV's {name} from {cv2.data.haarcascades}")
+        _CASCADES[name] = cascade
+    return _CASCADES[name]
+
+
+def _area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _merge_overlapping(boxes: list, threshold: float = 0.3) -> list:
+    """Drop boxes overlapping a larger kept one by more than ``threshold`` of the smaller's area."""
+    kept = []
+    for box in boxes:
+        if all(_overlap(box, other) <= threshold * _area(box) for other in kept):
+            kept.append(box)
+    return kept
+
+
+def _overlap(a, b) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return max(width, 0) * max(height, 0)
 
 
 def _open(source) -> tuple[Image.Image, str]:

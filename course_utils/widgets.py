@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import io
 import time
+import warnings
 
 import ipywidgets as widgets
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from course_utils.aging import AgingResult, LatentCache, age_face
-from course_utils.photo import crop_face
+from course_utils.aging import AgingResult, LatentCache, age_face, edit_photo
+from course_utils.photo import FaceCrop, find_face
 
 PANEL_GAP = 4  # white pixels between the three panels
+BOX_COLOUR = (255, 60, 0)  # the detected face box drawn on an uploaded photo
+OUTPUT_CHOICES = (("edit the photo", "edit"), ("redraw", "redraw"))
 
 
 def years_to_position(age: float, age_groups) -> float:
@@ -33,10 +36,16 @@ class AgeSliderApp:
 
     The first time a face is shown it is encoded (and refined for
     ``refine_steps``); its latent is cached, so moving the slider costs one
-    generator pass. Uploaded photos are centre-cropped to a square, so a
-    roughly centred portrait works best. Without a ``classifier`` an uploaded
-    face is assumed to be in the first age group (the status line says so).
-    ``age_groups`` are the data's (``faces.age_groups`` of the face cache), one per generator group.
+    generator pass. In an uploaded photo the face is found by
+    ``photo.find_face`` (the largest, if several) and cropped like the training
+    faces; the photo is shown with that face box drawn on it, next to the
+    whole photo with the age change applied (``aging.edit_photo``). A photo
+    with no face found is refused with the reason in the status line. The
+    ``output`` toggle chooses "edit the photo" (default: the photo plus the
+    predicted age change) or "redraw" (the generator's own drawing). Without
+    a ``classifier`` an uploaded face is assumed to be in the first age group
+    (the status line says so). ``age_groups`` are the data's
+    (``faces.age_groups`` of the face cache), one per generator group.
     """
 
     def __init__(
@@ -88,11 +97,20 @@ class AgeSliderApp:
         self.image.add_class("aged-image")
         self.caption = widgets.Label()
         self.status = widgets.Label()
+        self.output = widgets.ToggleButtons(options=OUTPUT_CHOICES, value="edit", description="Output",
+                                            style={"description_width": "initial"})
+        # An uploaded photo: the face box found in it | the whole photo edited (hidden for dataset faces).
+        self.photo_view = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        self.photo_view.add_class("photo-image")
+        self._photo: FaceCrop | None = None
+        self._photo_note = ""
         self._widget = widgets.VBox([
             widgets.HBox([self.picker, self.upload]),
             self.slider,
+            self.output,
             self.image,
             self.caption,
+            self.photo_view,
             self.status,
         ])
         self._face: np.ndarray = faces[0]
@@ -103,6 +121,7 @@ class AgeSliderApp:
         self.slider.observe(self._on_slider, names="value")
         self.picker.observe(self._on_pick, names="value")
         self.upload.observe(self._on_upload, names="value")
+        self.output.observe(self._on_slider, names="value")
         self._show_face(faces[0], int(labels[0]), "face 0")
 
     @property
@@ -123,20 +142,30 @@ class AgeSliderApp:
             return  # the value was cleared (also our own reset below)
         name, content = files[0]
         try:
-            face = crop_face(content, size=self.faces.shape[1])
-        except Exception as error:  # a bad upload must never break the app
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = find_face(content, size=self.faces.shape[1])
+        except Exception as error:  # a bad upload (or one with no face) must never break the app
             self.status.value = f"Could not use '{name}': {error}"
             return
         finally:
             self._reset_upload()
+        several = [str(w.message) for w in caught if "faces; using the largest" in str(w.message)]
+        x1, y1, x2, y2 = found.box
+        note = f"face found at ({x1:.0f}, {y1:.0f})–({x2:.0f}, {y2:.0f}), boxed on the photo"
+        if several:
+            note = f"{found.faces_found} faces found, aging the largest, boxed on the photo"
         source = None if self.classifier is not None else 0
-        self._show_face(face, source, f"'{name}'", uploaded=True)
+        self._show_face(found.face, source, f"'{name}'", uploaded=True, photo=found, note=note)
 
-    def _show_face(self, face: np.ndarray, source: int | None, name: str, uploaded: bool = False) -> None:
-        previous = (self._face, self._source, self._face_name, self._uploaded)
+    def _show_face(self, face: np.ndarray, source: int | None, name: str, uploaded: bool = False,
+                   photo: FaceCrop | None = None, note: str = "") -> None:
+        previous = (self._face, self._source, self._face_name, self._uploaded, self._photo, self._photo_note)
         self._face, self._source, self._face_name, self._uploaded = face, source, name, uploaded
+        self._photo, self._photo_note = photo, note
         if not self._render():
-            self._face, self._source, self._face_name, self._uploaded = previous
+            (self._face, self._source, self._face_name, self._uploaded,
+             self._photo, self._photo_note) = previous
 
     def _render(self) -> bool:
         """Age the current face to the slider's age and show it; False (and a status) on failure."""
@@ -146,21 +175,34 @@ class AgeSliderApp:
             result = age_face(
                 self._face, position, self.generator, self.encoder,
                 source=self._source, classifier=self.classifier,
-                refine_steps=self.refine_steps, cache=self.cache,
+                refine_steps=self.refine_steps, cache=self.cache, output=self.output.value,
             )
+            photo_view = self._photo_panels(result) if self._photo is not None else None
         except Exception as error:  # show model/input problems as text, keep the last image
             self.status.value = f"Could not age {self._face_name}: {error}"
             return False
         self.image.value = compose_panels(
             [result.original, result.reconstruction, result.aged], self.display_size
         )
+        if photo_view is not None:
+            self.photo_view.value = photo_view
+        self.photo_view.layout.display = None if photo_view is not None else "none"
         self.last_result = result
         self.last_render_ms = (time.perf_counter() - started) * 1000
+        how = "photo edited" if result.output == "edit" else "redrawn"
         self.caption.value = (
-            f"original | reconstruction | aged to {self.slider.value:.0f} years"
+            f"original | reconstruction | aged to {self.slider.value:.0f} years ({how})"
         )
         self.status.value = self._describe(result)
         return True
+
+    def _photo_panels(self, result: AgingResult) -> bytes:
+        """The uploaded photo with its face box drawn | the whole photo with the age change (edit only)."""
+        found = self._photo
+        panels = [draw_box(found.photo, found.box)]
+        if result.output == "edit":
+            panels.append(Image.fromarray(edit_photo(found.photo, found.box, result.change)))
+        return compose_photos(panels, 2 * self.display_size)
 
     def _describe(self, result: AgingResult) -> str:
         group = self._group_name(result.source)
@@ -170,7 +212,8 @@ class AgeSliderApp:
             origin = f"no age classifier given, so assumed to be {group} years"
         else:
             origin = f"dataset group {group} years"
-        return f"{self._face_name}: {origin}"
+        note = f"; {self._photo_note}" if self._photo is not None and self._photo_note else ""
+        return f"{self._face_name}: {origin}{note}"
 
     def _group_name(self, group: int) -> str:
         low, high = self.age_groups[group]
@@ -199,6 +242,28 @@ def compose_panels(images, display_size: int) -> bytes:
         canvas.paste(panel, (i * (display_size + PANEL_GAP), 0))
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG", compress_level=1)  # speed over size: it is redrawn per slider step
+    return buffer.getvalue()
+
+
+def draw_box(photo: Image.Image, box) -> Image.Image:
+    """A copy of ``photo`` with the face box (x1, y1, x2, y2) outlined."""
+    image = photo.convert("RGB")  # always a copy
+    width = max(2, round(max(image.size) / 200))
+    ImageDraw.Draw(image).rectangle([round(v) for v in box], outline=BOX_COLOUR, width=width)
+    return image
+
+
+def compose_photos(photos, height: int) -> bytes:
+    """PIL photos side by side, each scaled (smoothly) to ``height`` pixels high, as PNG bytes."""
+    scaled = [photo.resize((max(1, round(photo.width * height / photo.height)), height),
+                           Image.Resampling.LANCZOS) for photo in photos]
+    canvas = Image.new("RGB", (sum(p.width for p in scaled) + PANEL_GAP * (len(scaled) - 1), height), "white")
+    left = 0
+    for photo in scaled:
+        canvas.paste(photo, (left, 0))
+        left += photo.width + PANEL_GAP
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -4,7 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.aging import AgingResult, LatentCache, age_face, encode, refine_latent
+from pathlib import Path
+
+from course_utils.aging import AgingResult, LatentCache, age_face, age_photo, edit_photo, encode, refine_latent
+from course_utils.photo import NoFaceFound, crop_face, find_face, load_photo
 from course_utils.tensors import one_hot
 
 Z_DIM, N_CLASSES, SIZE = 8, 2, 8
@@ -143,10 +146,12 @@ def test_age_face_result_and_reconstruction_equals_aged_at_source(models):
     generator, encoder = models
     result = age_face(a_face(), 1, generator, encoder, source=1, refine_steps=5)
     assert isinstance(result, AgingResult)
-    for image in (result.original, result.reconstruction, result.aged):
+    for image in (result.original, result.reconstruction, result.aged, result.edit, result.redraw):
         assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
     assert np.array_equal(result.original, a_face())
-    assert np.array_equal(result.reconstruction, result.aged)
+    assert np.array_equal(result.reconstruction, result.redraw)
+    assert np.array_equal(result.edit, result.original)  # no age change: the edit leaves the photo alone
+    assert result.output == "edit" and result.aged is result.edit
     assert result.z.shape == (Z_DIM,) and result.source == 1 and result.target == 1
     assert len(result.history["pixel"]) == 5
 
@@ -222,3 +227,51 @@ def test_latent_cache_evicts_least_recently_used():
     assert len(cache) == 2
     cache.clear()
     assert len(cache) == 0
+
+
+def test_edit_is_the_photo_plus_the_age_change_and_is_the_default(models):
+    generator, encoder = models
+    cache = LatentCache()
+    edit = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=2, cache=cache)
+    redraw = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=2, cache=cache, output="redraw")
+    assert edit.output == "edit" and redraw.output == "redraw"
+    assert np.array_equal(edit.aged, edit.edit) and np.array_equal(redraw.aged, redraw.redraw)
+    assert np.array_equal(edit.edit, redraw.edit) and np.array_equal(edit.redraw, redraw.redraw)
+    expected = np.clip(a_face().astype(int) + edit.redraw.astype(int) - edit.reconstruction.astype(int), 0, 255)
+    assert np.array_equal(edit.edit, expected)
+    assert np.array_equal(edit.change, edit.redraw.astype(np.float32) - edit.reconstruction)
+    assert not np.array_equal(edit.edit, edit.redraw)
+    with pytest.raises(ValueError, match="output must be one of"):
+        age_face(a_face(), 1, generator, encoder, source=0, refine_steps=0, output="aged")
+
+
+PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "camera.jpg"])
+def test_real_photo_detect_crop_age_and_edit_the_full_photo(models, name):
+    """Plumbing on real photographs with untrained tiny models: not a quality check."""
+    generator, encoder = models
+    aged = age_photo(PHOTOS / name, 1, generator, encoder, source=0, refine_steps=3)
+    found = aged.face
+    assert found.detected and aged.result.original.shape == (SIZE, SIZE, 3)
+    assert np.array_equal(aged.result.original, crop_face(PHOTOS / name, size=SIZE))
+    photo = np.asarray(load_photo(PHOTOS / name))
+    assert aged.edited_photo.shape == photo.shape
+    x1, y1, x2, y2 = found.region
+    outside = np.ones(photo.shape[:2], bool)
+    outside[int(np.floor(y1)):int(np.ceil(y2)), int(np.floor(x1)):int(np.ceil(x2))] = False
+    assert np.array_equal(aged.edited_photo[outside], photo[outside])
+    assert not np.array_equal(aged.edited_photo[~outside], photo[~outside])
+    assert np.array_equal(aged.edited_photo, edit_photo(photo, found.box, aged.result.change))
+
+
+def test_real_photo_without_a_face_is_not_aged(models):
+    generator, encoder = models
+    calls = encoder.calls
+    with pytest.raises(NoFaceFound, match="no face found"):
+        age_photo(PHOTOS / "chelsea.jpg", 1, generator, encoder, source=0, refine_steps=3)
+    assert encoder.calls == calls
+    centre = age_photo(PHOTOS / "chelsea.jpg", 1, generator, encoder, box="center", source=0, refine_steps=0)
+    assert not centre.face.detected and centre.face.box is None
+    assert np.array_equal(centre.result.original, find_face(PHOTOS / "chelsea.jpg", box="center", size=SIZE).face)

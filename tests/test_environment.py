@@ -4,11 +4,12 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDA_NAMES = {"pytorch": "torch"}  # conda-forge spells torch differently
+# conda-forge spells these differently (py-opencv: OpenCV's Python bindings, Haar cascades included)
+CONDA_NAMES = {"pytorch": "torch", "py-opencv": "opencv-python-headless"}
 
 
 def parse_requirement(text: str) -> tuple[str, str]:
-    match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*(>=\s*[\w.]+)?\s*", text)
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.-]+)\s*(>=\s*[\w.]+(?:\s*,\s*<\s*[\w.]+)?)?\s*", text)
     assert match, f"unparsable requirement {text!r}"
     return match.group(1).lower(), (match.group(2) or "").replace(" ", "")
 

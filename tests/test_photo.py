@@ -183,7 +183,7 @@ def test_tiny_images_are_refused(size):
 
 def test_small_image_is_upscaled_with_a_warning():
     with pytest.warns(UserWarning, match="upscaling"):
-        face = crop_face(Image.new("RGB", (MIN_SIDE, MIN_SIDE), (30, 40, 50)), size=64)
+        face = crop_face(Image.new("RGB", (MIN_SIDE, MIN_SIDE), (30, 40, 50)), size=64, center=True)
     assert face.shape == (64, 64, 3) and face.dtype == np.uint8
     assert np.allclose(face, [30, 40, 50], atol=1)
 
@@ -259,10 +259,11 @@ def test_crop_face_box_at_the_edge_stays_inside_the_image():
     assert face.shape == (30, 30, 3)
 
 
-def test_crop_face_without_box_takes_the_centre_square():
+def test_crop_face_centre_square_only_when_asked_for():
     image = Image.new("RGB", (300, 100), (0, 0, 255))
     image.paste((0, 255, 0), (100, 0, 200, 100))
-    face = crop_face(image, size=16)
+    face = crop_face(image, size=16, center=True)
+    assert np.array_equal(face, crop_face(image, box="center", size=16))
     # LANCZOS reads a pixel beyond the crop, so only the outermost columns see blue.
     assert np.allclose(face[:, 1:-1], [0, 255, 0], atol=2)
     assert face[:, 0, 2].max() < 64

@@ -1,6 +1,7 @@
 """AgeSliderApp callbacks driven headlessly, with tiny stand-in models."""
 import datetime
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from course_utils.widgets import AgeSliderApp, compose_panels, years_to_position
+from course_utils.photo import crop_face
+from course_utils.widgets import BOX_COLOUR, AgeSliderApp, compose_panels, years_to_position
 
 Z_DIM, N_CLASSES, SIZE = 8, 2, 16
 GROUPS = [(20, 30), (40, 50)]
@@ -111,16 +113,57 @@ def test_picking_another_face_re_encodes(app):
     assert app.encoder.calls == calls + 1
 
 
-def test_uploading_a_png_shows_its_centre_crop(app):
-    photo = Image.new("RGB", (90, 60), (0, 0, 255))
-    photo.paste((255, 0, 0), (15, 0, 75, 60))  # the centre square is red
+PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
+
+
+def photo_upload(name):
+    return uploaded((PHOTOS / name).read_bytes(), name, "image/jpeg")
+
+
+def test_uploading_a_photo_ages_the_detected_face_and_shows_its_box(app):
     calls = app.encoder.calls
-    app.upload.value = png_upload(photo)
-    original_panel = panels(app)[:, :48]
-    assert np.allclose(original_panel[4:-4, 4:-4], [255, 0, 0], atol=3)
+    assert app.photo_view.layout.display == "none"  # dataset faces: no photo panel
+    app.upload.value = photo_upload("astronaut.jpg")
+    expected = crop_face(PHOTOS / "astronaut.jpg", size=SIZE)
+    assert np.array_equal(app.last_result.original, expected)
     assert app.encoder.calls == calls + 1
-    assert "'me.png'" in app.status.value and "assumed" in app.status.value
+    assert "'astronaut.jpg'" in app.status.value and "assumed" in app.status.value
+    assert "face found at" in app.status.value
     assert app.upload.value == ()  # cleared so the same file can be chosen again
+    # The photo panel: the photo with the face box drawn | the whole photo edited, both 96 px high.
+    assert app.photo_view.layout.display is None
+    view = np.asarray(Image.open(io.BytesIO(app.photo_view.value)).convert("RGB"))
+    assert view.shape == (96, 2 * 96 + 4, 3)
+    box_colour = np.all(np.abs(view[:, :96].astype(int) - BOX_COLOUR) < 60, axis=-1)
+    assert box_colour[:, 30:50].any()  # the face box (x 177..272 of 512) is outlined
+    # Redraw: only the boxed photo; the aged panel is the generator's drawing.
+    app.output.value = "redraw"
+    assert app.last_result.output == "redraw" and np.array_equal(app.last_result.aged, app.last_result.redraw)
+    assert np.asarray(Image.open(io.BytesIO(app.photo_view.value))).shape[1] == 96
+    assert "redrawn" in app.caption.value
+    app.picker.value = 1  # back to a dataset face: the photo panel goes away
+    assert app.photo_view.layout.display == "none"
+
+
+def test_output_toggle_defaults_to_the_edit(app):
+    assert app.output.value == "edit" and app.last_result.output == "edit"
+    assert np.array_equal(app.last_result.aged, app.last_result.edit)
+    assert "photo edited" in app.caption.value
+    before = app.image.value
+    app.slider.value = 45
+    edited = app.image.value
+    app.output.value = "redraw"
+    assert app.image.value not in (before, edited)
+
+
+def test_uploading_a_photo_without_a_face_says_so_and_keeps_the_face(app):
+    before, calls = app.image.value, app.encoder.calls
+    app.upload.value = photo_upload("coffee.jpg")
+    assert app.image.value == before and app.encoder.calls == calls
+    assert "Could not use 'coffee.jpg'" in app.status.value and "no face found" in app.status.value
+    assert "box=" in app.status.value
+    app.slider.value = 40  # the previous face is still the one being aged
+    assert "face 0" in app.status.value
 
 
 def test_uploading_garbage_keeps_the_image_and_explains(app):
@@ -135,7 +178,7 @@ def test_uploading_garbage_keeps_the_image_and_explains(app):
 def test_upload_with_a_classifier_uses_its_prediction():
     faces = np.zeros((1, SIZE, SIZE, 3), dtype=np.uint8)
     app = AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0], GROUPS, classifier=FixedClassifier(), refine_steps=0)
-    app.upload.value = png_upload(Image.new("RGB", (40, 40), (200, 180, 160)))
+    app.upload.value = photo_upload("camera.jpg")
     assert app.last_result.source == 1
     assert "classifier puts it in 40–50" in app.status.value
 
@@ -157,3 +200,15 @@ def test_compose_panels_scales_each_panel():
     assert picture.shape == (10, 24, 3)
     assert picture[5, 5].tolist() == [255, 0, 0] and picture[5, 12].tolist() == [255, 255, 255]
     assert picture[5, 20].tolist() == [0, 0, 0]
+
+
+def test_uploading_a_photo_with_two_faces_ages_the_larger(app):
+    head = Image.open(PHOTOS / "astronaut.jpg").convert("RGB").crop((130, 10, 320, 200))
+    canvas = Image.new("RGB", (640, 400), (128, 128, 128))
+    canvas.paste(head.resize((114, 114), Image.Resampling.LANCZOS), (40, 140))
+    canvas.paste(head, (380, 60))
+    app.upload.value = png_upload(canvas, "two.png")
+    assert "2 faces found, aging the largest" in app.status.value
+    with pytest.warns(UserWarning, match="found 2 faces"):
+        expected = crop_face(canvas, size=SIZE)
+    assert np.array_equal(app.last_result.original, expected)
