@@ -34,3 +34,28 @@ def test_teaches_in_prose_and_ends_with_exercises(path):
     assert "Exercises" in cells[-1].source
     markdown_count = sum(c.cell_type == "markdown" for c in cells)
     assert markdown_count >= len(cells) // 3
+
+
+CHECK_TAG = "nbval-check-output"
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_some_outputs_are_compared(path):
+    """Whether a compared output is machine-independent is proved by `make nbval` under other kernels."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    compared = [c for c in cells if CHECK_TAG in c.metadata.get("tags", [])]
+    assert compared, f"{path.name} compares no output at all"
+    for cell in compared:
+        assert cell.outputs, f"a compared cell has no committed output:\n{cell.source[:200]}"
+
+
+def test_pytest_configuration_runs_notebooks_the_make_way():
+    """`pytest --nbval notebooks/` by hand must apply what `make nbval` applies."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    options = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    assert "--nbval-lax" in options and "--nbval-current-env" in options
+    sanitize = re.search(r"--nbval-sanitize-with[= ](\S+)", options).group(1)
+    assert (root / sanitize).is_file()
+    makefile = (root / "Makefile").read_text()
+    nbval_recipe = makefile.split("\nnbval:", 1)[1].split("\n\n", 1)[0]
+    assert "--nbval-sanitize-with" not in nbval_recipe, "the options belong in pyproject.toml only"

@@ -1,0 +1,190 @@
+"""Each chapter's checkpoint cell fails on a deliberately broken model, and passes on a working one.
+
+The cell is taken from the committed notebook and executed with stand-ins for the
+variables the chapter computed before it: an untrained generator (chapter 2), a
+generator that ignores its age label (chapters 3 and 5) and an encoder that
+outputs zeros (chapter 4). A working stand-in beside each shows the asserts are
+not simply always failing.
+"""
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from course_utils import paths
+from course_utils.classifier import predict_groups
+from course_utils.conditioning_check import conditioning_report
+from course_utils.metrics import mean_pairwise_distance
+from course_utils.models import Generator
+from course_utils.tensors import one_hot, to_model_range
+from course_utils.train_encoder import unexplained_variance
+
+from conftest import make_face_cache
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+GROUPS = ((20, 30), (40, 50))
+
+
+def checkpoint_cell(notebook: str) -> str:
+    """The first code cell after the markdown cell that opens the chapter's checkpoint."""
+    cells = nbformat.read(NOTEBOOKS / notebook, as_version=4).cells
+    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Checkpoint" in c.source)
+    cell = next(c for c in cells[start + 1:] if c.cell_type == "code")
+    assert "assert" in cell.source
+    return cell.source
+
+
+def run_checkpoint(notebook: str, **variables) -> None:
+    namespace = {"np": np, "pd": pd, "torch": torch, "paths": paths, "one_hot": one_hot,
+                 "to_model_range": to_model_range, "mean_pairwise_distance": mean_pairwise_distance}
+    namespace.update(variables)
+    exec(compile(checkpoint_cell(notebook), notebook, "exec"), namespace)
+
+
+@pytest.fixture
+def home_with(tmp_path, monkeypatch):
+    """A course home whose run folder holds empty stand-ins for the named checkpoints."""
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
+    monkeypatch.delenv("FACE_AGING_DATASET", raising=False)
+
+    def make(*names):
+        paths.run_dir().mkdir(parents=True, exist_ok=True)
+        for name in names:
+            (paths.run_dir() / name).touch()
+    return make
+
+
+class BandGenerator(nn.Module):
+    """A toy generator whose 'age' is the brightness of the top band; ``obeys=False`` ignores the label."""
+
+    def __init__(self, obeys: bool = True):
+        super().__init__()
+        self.z_dim, self.n_classes, self.obeys = 8, 2, obeys
+        self.mix = nn.Linear(8, 3 * 64 * 64)
+
+    def forward(self, z, condition):
+        images = torch.tanh(self.mix(z)).view(-1, 3, 64, 64) * 0.3
+        band = condition[:, 1] if self.obeys else torch.full_like(condition[:, 1], 0.5)
+        images[:, :, :16] = band.view(-1, 1, 1, 1) - 0.5
+        return images
+
+
+class BandJudge(nn.Module):
+    """A classifier that reads the top band: bright means the older group."""
+    n_classes = 2
+
+    def forward(self, images):
+        brightness = images[:, :, :16].mean(dim=(1, 2, 3))
+        return torch.stack([-brightness, brightness], dim=1) * 10
+
+
+class ReplayGenerator(nn.Module):
+    """A 'perfect' generator for chapter 2: it returns real training faces."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.z_dim, self.n_classes, self.images = 100, 2, to_model_range(images)
+
+    def forward(self, z, condition):
+        return self.images[torch.randint(len(self.images), (len(z),))]
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["untrained generator", "working generator"])
+def test_chapter2_checkpoint(broken, home_with):
+    home_with("gan.pt")
+    faces = make_face_cache(GROUPS, count=600, size=64)
+    train, val = np.arange(0, 300), np.arange(300, 600)
+    torch.manual_seed(0)
+    generator = Generator(100, 2, 64, width=8).eval() if broken else ReplayGenerator(faces.images[train])
+    history = pd.DataFrame({"loss_d": [0.7, 0.6], "loss_g": [2.0, 2.5]})
+    variables = dict(generator=generator, history=history, faces=faces, val_idx=val)
+    if broken:
+        with pytest.raises(AssertionError, match="mode collapse|mean generated face"):
+            run_checkpoint("02_cgan.ipynb", **variables)
+    else:
+        run_checkpoint("02_cgan.ipynb", **variables)
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["label ignored", "label obeyed"])
+def test_chapter3_checkpoint(broken, home_with):
+    home_with("classifier.pt")
+    report = conditioning_report(BandGenerator(obeys=not broken), BandJudge(), n_per_class=100, seed=0)
+    scores = pd.DataFrame({"balanced_accuracy": [0.98, 0.90]}, index=["CNN AgeClassifier", "logistic baseline"])
+    if broken:
+        with pytest.raises(AssertionError):
+            run_checkpoint("03_conditioning.ipynb", report=report, scores=scores)
+    else:
+        run_checkpoint("03_conditioning.ipynb", report=report, scores=scores)
+
+
+class ZeroEncoder(nn.Module):
+    def forward(self, images):
+        return torch.zeros(len(images), 8)
+
+
+class OracleEncoder(nn.Module):
+    """Reads z back from a generator that writes it into its first pixels."""
+
+    def forward(self, images):
+        return images.flatten(1)[:, :8] * 4
+
+
+class WritesZ(nn.Module):
+    z_dim, n_classes = 8, 2
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.25))  # a parameter tells the course's code its device
+
+    def forward(self, z, condition):
+        images = torch.zeros(len(z), 3, 64, 64)
+        images.view(len(z), -1)[:, :8] = z * self.scale
+        return images
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["encoder outputs zeros", "encoder inverts G"])
+def test_chapter4_checkpoint(broken, home_with):
+    home_with("encoder.pt")
+    encoder = ZeroEncoder() if broken else OracleEncoder()
+    result = SimpleNamespace(unexplained_variance=unexplained_variance(encoder, WritesZ(), n=256))
+    scores = pd.DataFrame({"PSNR (dB)": [19.0, 15.0], "SSIM": [0.4, 0.1]},
+                          index=["encoder → generator", "mean face (baseline)"])
+    if broken:
+        with pytest.raises(AssertionError, match="explains less of z"):
+            run_checkpoint("04_encoder.ipynb", result=result, scores=scores)
+    else:
+        run_checkpoint("04_encoder.ipynb", result=result, scores=scores)
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["label ignored", "label obeyed"])
+def test_chapter5_checkpoint(broken, home_with):
+    """The ground-truth table is built as chapter 5 builds it, from a toy world with known answers."""
+    home_with()
+    generator, judge = BandGenerator(obeys=not broken), BandJudge()
+    torch.manual_seed(0)
+    z, labels = torch.randn(64, 8), torch.arange(64) % 2
+    source, target = one_hot(labels, 2), one_hot(1 - labels, 2)
+    with torch.no_grad():
+        photos = BandGenerator()(z, source) + 0.05 * torch.randn(64, 3, 64, 64)
+        truth = BandGenerator()(z, target)
+        from_refined, aged = generator(z, source), generator(z, target)
+    edit = (photos + aged - from_refined).clamp(-1, 1)
+    in_target = float((predict_groups(judge, aged) == 1 - labels).double().mean())
+
+    def rms(output):
+        return (output - truth).pow(2).flatten(1).mean(1).sqrt().mean().item()
+    EDIT = "ours, edit (default): input + G(z, target) − G(z, source)"
+    table = pd.DataFrame({"RMS distance to truth": [rms(aged), rms(photos), rms(from_refined), rms(edit)]},
+                         index=["ours, redraw: G(refined z, target age)", "unchanged input",
+                                "ours at the source age (no age change)", EDIT])
+    variables = dict(gain=0.5, in_target=in_target, ground_truth_table=table, EDIT=EDIT)
+    if broken:
+        with pytest.raises(AssertionError, match="target age|towards the true|closer to the truth"):
+            run_checkpoint("05_aging.ipynb", **variables)
+    else:
+        run_checkpoint("05_aging.ipynb", **variables)
