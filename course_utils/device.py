@@ -39,8 +39,12 @@ def autocast_for(device: torch.device, amp: bool = True) -> contextlib.AbstractC
 
 
 def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
-    """``None`` means automatic: channels_last on CUDA (tensor cores like NHWC), not on the CPU."""
-    return device.type == "cuda" if channels_last is None else bool(channels_last)
+    """``None`` means automatic: channels_last on CUDA (tensor cores like NHWC) and on the CPU.
+
+    On the CPU oneDNN's convolutions prefer NHWC too: a course GAN step took 257 ms instead
+    of 308 ms on a 2-core AMD EPYC (measured once, side by side). MPS stays NCHW.
+    """
+    return device.type in ("cuda", "cpu") if channels_last is None else bool(channels_last)
 
 
 def fits_on_device(nbytes: int, device: torch.device, headroom: float = 0.5) -> bool:

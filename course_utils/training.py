@@ -71,12 +71,12 @@ class RunConfig:
     image_size: int = 64
     width: int = 32  # base channel width of the model(s)
     batch_size: int = 64  # images per step on each process
-    steps: int = 1200  # train until this step (course.py keeps the longer GPU runs)
+    steps: int = 1000  # train until this step (course.py keeps the longer GPU runs)
     checkpoint_every: int = 500
     log_every: int = 10
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA (fp32 on GPUs without bf16); ignored off CUDA
-    channels_last: bool | None = None  # None: on CUDA only
+    channels_last: bool | None = None  # None: on CUDA and the CPU, not on MPS
     compile: bool = False  # torch.compile the models (GPU fast path)
     threads: int | None = None  # CPU threads; None keeps torch's (fixed per machine) default
 
