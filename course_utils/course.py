@@ -32,7 +32,7 @@ CLASSIFIER_EPOCHS = 6
 CLASSIFIER_SEED = 0
 
 # Rough CPU minutes on 2 cores, for the messages of the ensure_* functions.
-MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 2}
+MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 4}
 
 
 def gan_config(faces: FaceCache | None = None, device: torch.device | None = None, **overrides) -> GanConfig:
