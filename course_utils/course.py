@@ -15,7 +15,8 @@ import torch
 
 from . import paths
 from .classifier import AgeClassifier, load_classifier, save_classifier, train_classifier
-from .data import DEFAULT_AGE_GROUPS, FaceCache, load_face_cache, split_by_identity
+from .checkpoints import load_checkpoint
+from .data import FaceCache, latest_face_settings, load_face_cache, split_by_identity
 from .device import pick_device
 from .models import Encoder, Generator
 from .train_encoder import EncoderConfig, load_encoder, train_encoder
@@ -67,30 +68,54 @@ def _announce(what: str, missing: str) -> None:
 
 
 def ensure_faces(progress: bool = True) -> FaceCache:
-    """The chapter 1 face cache of the current dataset, built if missing."""
-    return load_face_cache(paths.dataset_name(), image_size=64, age_groups=DEFAULT_AGE_GROUPS,
-                           progress=progress)
+    """The chapter 1 face cache of the current dataset, built if missing.
+
+    It has the age groups and image size chapter 1 built last, so a learner who
+    changes the groups there gets them in every later chapter with no other edit.
+    """
+    settings = latest_face_settings(paths.dataset_name())
+    return load_face_cache(paths.dataset_name(), image_size=settings["image_size"],
+                           age_groups=settings["age_groups"], progress=progress)
+
+
+def _trained_for_other_data(n_classes: int, image_size: int, faces: FaceCache, what: str) -> bool:
+    """Whether a checkpoint's groups or image size differ from ``faces``; says so, as it will be retrained."""
+    wanted = (len(faces.age_groups), int(faces.images.shape[1]))
+    if (n_classes, image_size) == wanted:
+        return False
+    print(f"The {what} checkpoint was trained for {n_classes} age groups at {image_size} px, but the faces have "
+          f"{wanted[0]} groups at {wanted[1]} px: retraining it (about {MINUTES_ON_CPU[what]} min on a 2-core CPU).",
+          flush=True)
+    return True
 
 
 def ensure_generator(faces: FaceCache | None = None, progress: bool = True) -> Generator:
-    """Chapter 2's generator; trains it with the course settings if its checkpoint is missing."""
+    """Chapter 2's generator; trained with the course settings if its checkpoint is missing or
+    was trained for other age groups or another image size."""
     path = paths.run_dir() / "gan.pt"
-    if not path.exists():
+    faces = faces or ensure_faces(progress)
+    if path.exists():
+        generator = load_generator(path)
+        if not _trained_for_other_data(generator.n_classes, generator.image_size, faces, "gan"):
+            return generator
+    else:
         _announce("gan", "The generator checkpoint (chapter 2)")
-        faces = faces or ensure_faces(progress)
-        train, _ = split_indices(faces)
-        train_gan(faces.images[train], faces.labels[train], gan_config(faces), paths.run_dir(),
-                  progress=progress)
+    train, _ = split_indices(faces)
+    train_gan(faces.images[train], faces.labels[train], gan_config(faces), paths.run_dir(), progress=progress)
     return load_generator(path)
 
 
 def ensure_classifier(faces: FaceCache | None = None, progress: bool = True) -> AgeClassifier:
-    """Chapter 3's age-group classifier; trains it if its checkpoint is missing."""
+    """Chapter 3's age-group classifier; trained if its checkpoint is missing or made for other groups."""
     path = paths.run_dir() / "classifier.pt"
-    if not path.exists():
+    faces = faces or ensure_faces(progress)
+    if path.exists():
+        classifier = load_classifier(path)
+        if not _trained_for_other_data(classifier.n_classes, classifier.image_size, faces, "classifier"):
+            return classifier
+    else:
         _announce("classifier", "The age classifier checkpoint (chapter 3)")
-        faces = faces or ensure_faces(progress)
-        train_age_classifier(faces, progress=progress)
+    train_age_classifier(faces, progress=progress)
     return load_classifier(path)
 
 
@@ -108,12 +133,19 @@ def train_age_classifier(faces: FaceCache, progress: bool = True):
 
 
 def ensure_encoder(generator: Generator | None = None, progress: bool = True) -> Encoder:
-    """Chapter 4's encoder; trains it if its checkpoint is missing."""
+    """Chapter 4's encoder; trained if its checkpoint is missing or was made for a generator of
+    other age groups or image size."""
     path = paths.run_dir() / "encoder.pt"
-    if not path.exists():
-        generator = generator or ensure_generator(progress=progress)
+    generator = generator or ensure_generator(progress=progress)
+    if path.exists():
+        config = load_checkpoint(path, "encoder")["config"]
+        if (config.get("n_classes"), config.get("image_size")) == (generator.n_classes, generator.image_size):
+            return load_encoder(path)
+        print(f"The encoder checkpoint was trained for another generator ({config.get('n_classes')} groups): "
+              f"retraining it (about {MINUTES_ON_CPU['encoder']} min on a 2-core CPU).", flush=True)
+    else:
         _announce("encoder", "The encoder checkpoint (chapter 4)")
-        train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)
+    train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)
     return load_encoder(path)
 
 

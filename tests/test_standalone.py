@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 import course_utils.data.mini_wiki as mini_wiki
 from course_utils import course, paths
@@ -60,3 +61,36 @@ def test_chapter_setup_runs_on_an_empty_home(notebook, tiny_course, tmp_path, mo
     assert NEEDS[notebook] <= made, made
     if NEEDS[notebook]:
         assert "is missing: rebuilding" in capsys.readouterr().out
+
+
+def test_chapter1_age_groups_carry_over_to_later_chapters(tiny_course, tmp_path, monkeypatch, capsys):
+    """A learner changes the groups in chapter 1: chapters 2-5 follow with no other edit,
+    and models trained for the old groups are retrained, not reused."""
+    from course_utils.data import load_face_cache
+
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path / "home"))
+    exec(compile(setup_cell("05_aging.ipynb"), "05_aging.ipynb", "exec"), {"__name__": "__main__"})
+    assert "rebuilding" in capsys.readouterr().out
+
+    three = [(20, 30), (40, 50), (60, 70)]
+    load_face_cache(age_groups=three, progress=False)  # what chapter 1's exercise does
+    namespace = {"__name__": "__main__"}
+    exec(compile(setup_cell("05_aging.ipynb"), "05_aging.ipynb", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert out.count("retraining it") == 3, out  # generator, classifier, encoder
+    assert namespace["faces"].age_groups == tuple(three)
+    assert namespace["generator"].n_classes == namespace["classifier"].n_classes == 3
+    assert namespace["encoder"](torch.zeros(1, 3, 64, 64)).shape == (1, namespace["generator"].z_dim)
+
+
+@pytest.mark.parametrize("note", ["not json", '{"age_groups": [[30, 20]], "image_size": 64}',
+                                  '{"age_groups": [[20, 30], [40, 50]], "image_size": "64"}', "[]"])
+def test_a_bad_settings_note_in_the_cache_falls_back_to_the_defaults(note, tmp_path, monkeypatch, capsys):
+    from course_utils.data import DEFAULT_AGE_GROUPS, latest_face_settings
+
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
+    assert latest_face_settings("mini-wiki")["age_groups"] == DEFAULT_AGE_GROUPS  # nothing built yet
+    paths.cache_dir("mini-wiki").mkdir(parents=True)
+    (paths.cache_dir("mini-wiki") / "latest.json").write_text(note)
+    assert latest_face_settings("mini-wiki") == {"age_groups": DEFAULT_AGE_GROUPS, "image_size": 64}
+    assert "ignoring latest.json" in capsys.readouterr().out

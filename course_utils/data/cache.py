@@ -106,13 +106,50 @@ def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups
                 "margin": float(margin), "min_face_score": float(min_face_score),
                 "require_gender": bool(require_gender), "age_range": [0, 100], "single_face": True}
     folder = paths.cache_dir(dataset) / cache_key(mat_path, settings)
+    faces = None
     if folder.exists() and not rebuild:
         try:
-            return _read_cache(folder, dataset, root, settings)
+            faces = _read_cache(folder, dataset, root, settings)
         except (OSError, ValueError, KeyError) as error:  # damaged or partly deleted: build it again
             print(f"face cache {folder} is unreadable ({error}); rebuilding it")
-    _build_cache(folder, root, mat_path, settings, workers, progress)
-    return _read_cache(folder, dataset, root, settings)
+    if faces is None:
+        _build_cache(folder, root, mat_path, settings, workers, progress)
+        faces = _read_cache(folder, dataset, root, settings)
+    _remember_settings(dataset, settings)
+    return faces
+
+
+LATEST_SETTINGS = "latest.json"
+
+
+def _remember_settings(dataset: str, settings: dict) -> None:
+    """Note the age groups and image size of the cache built last, for chapters that run after."""
+    path = paths.cache_dir(dataset) / LATEST_SETTINGS
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"age_groups": settings["age_groups"], "image_size": settings["image_size"]}))
+    os.replace(tmp, path)
+
+
+def latest_face_settings(dataset: str | None = None) -> dict:
+    """The age groups and image size of the face cache built last (chapter 1's choice).
+
+    The course defaults when no cache was built yet, or when the note is not
+    valid (it is plain JSON, checked like any other input: nothing in it runs).
+    """
+    dataset = dataset or paths.dataset_name()
+    defaults = {"age_groups": DEFAULT_AGE_GROUPS, "image_size": 64}
+    try:
+        saved = json.loads((paths.cache_dir(dataset) / LATEST_SETTINGS).read_text())
+        groups = validate_age_groups([tuple(group) for group in saved["age_groups"]])
+        image_size = saved["image_size"]
+        if not isinstance(image_size, int) or image_size < 8:
+            raise ValueError(f"image_size {image_size!r}")
+    except FileNotFoundError:
+        return defaults
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        print(f"ignoring {LATEST_SETTINGS} in the face cache folder ({error}); using the course defaults")
+        return defaults
+    return {"age_groups": groups, "image_size": image_size}
 
 
 def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, workers, progress) -> None:
