@@ -89,34 +89,38 @@ def _trained_for_other_data(n_classes: int, image_size: int, faces: FaceCache, w
     return True
 
 
+def _load_or_train(path, load, sizes, train, faces: FaceCache, what: str, missing: str):
+    """The model at ``path`` if it was made for ``faces``' groups and size; else ``train()`` it (saying
+    why) and load the result. ``sizes(model)`` -> (n_classes, image_size)."""
+    if path.exists():
+        model = load(path)
+        if not _trained_for_other_data(*sizes(model), faces, what):
+            return model
+    else:
+        _announce(what, missing)
+    train()
+    return load(path)
+
+
 def ensure_generator(faces: FaceCache | None = None, progress: bool = True) -> Generator:
     """Chapter 2's generator; trained with the course settings if its checkpoint is missing or
     was trained for other age groups or another image size."""
-    path = paths.run_dir() / "gan.pt"
     faces = faces or ensure_faces(progress)
-    if path.exists():
-        generator = load_generator(path)
-        if not _trained_for_other_data(generator.n_classes, generator.image_size, faces, "gan"):
-            return generator
-    else:
-        _announce("gan", "The generator checkpoint (chapter 2)")
     train, _ = split_indices(faces)
-    train_gan(faces.images[train], faces.labels[train], gan_config(faces), paths.run_dir(), progress=progress)
-    return load_generator(path)
+    return _load_or_train(
+        paths.run_dir() / "gan.pt", load_generator, lambda model: (model.n_classes, model.image_size),
+        lambda: train_gan(faces.images[train], faces.labels[train], gan_config(faces), paths.run_dir(),
+                          progress=progress),
+        faces, "gan", "The generator checkpoint (chapter 2)")
 
 
 def ensure_classifier(faces: FaceCache | None = None, progress: bool = True) -> AgeClassifier:
     """Chapter 3's age-group classifier; trained if its checkpoint is missing or made for other groups."""
-    path = paths.run_dir() / "classifier.pt"
     faces = faces or ensure_faces(progress)
-    if path.exists():
-        classifier = load_classifier(path)
-        if not _trained_for_other_data(classifier.n_classes, classifier.image_size, faces, "classifier"):
-            return classifier
-    else:
-        _announce("classifier", "The age classifier checkpoint (chapter 3)")
-    train_age_classifier(faces, progress=progress)
-    return load_classifier(path)
+    return _load_or_train(
+        paths.run_dir() / "classifier.pt", load_classifier, lambda model: (model.n_classes, model.image_size),
+        lambda: train_age_classifier(faces, progress=progress),
+        faces, "classifier", "The age classifier checkpoint (chapter 3)")
 
 
 def train_age_classifier(faces: FaceCache, progress: bool = True):
