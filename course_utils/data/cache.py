@@ -84,7 +84,7 @@ def cache_key(mat_path: Path, settings: dict) -> str:
 def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups=DEFAULT_AGE_GROUPS,
                     margin: float = DEFAULT_MARGIN, workers: int | None = None, progress: bool = True,
                     rebuild: bool = False, min_face_score: float = 1.0, require_gender: bool = True,
-                    dataset_root=None) -> FaceCache:
+                    dataset_root=None, remember: bool = True) -> FaceCache:
     """Cropped faces of ``dataset`` (default ``paths.dataset_name()``), from the cache when possible.
 
     Filters: one face with ``face_score >= min_face_score``, age 0-100, known
@@ -92,7 +92,9 @@ def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups
     ranges -> labels 0, 1, ...). Faces are square crops with ``margin`` around
     the face box, resized to ``image_size``. ``rebuild=True`` ignores an
     existing cache. ``dataset_root`` points at an extracted ``*_crop`` folder
-    instead of downloading.
+    instead of downloading. ``remember=False`` leaves the note of the last
+    settings (:func:`latest_face_settings`, which later chapters follow) as it
+    was: for a side cache, such as chapter 6's six age groups.
     """
     dataset = dataset or paths.dataset_name()
     groups = validate_age_groups(age_groups)
@@ -115,7 +117,8 @@ def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups
     if faces is None:
         _build_cache(folder, root, mat_path, settings, workers, progress)
         faces = _read_cache(folder, dataset, root, settings)
-    _remember_settings(dataset, settings)
+    if remember:
+        _remember_settings(dataset, settings)
     return faces
 
 
