@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import paths
+from . import age_axis, paths
 from .classifier import AgeClassifier, load_classifier, save_classifier, train_classifier
 from .checkpoints import load_checkpoint
 from .data import FaceCache, latest_face_settings, load_face_cache, split_by_identity
@@ -42,6 +43,9 @@ def gan_config(faces: FaceCache | None = None, device: torch.device | None = Non
     On a GPU the run is ``GPU_GAN_STEPS`` long unless ``steps`` is given.
     """
     settings = {} if faces is None else dict(n_classes=len(faces.age_groups), image_size=faces.images.shape[1])
+    scheme = overrides.get("condition", "groups")
+    if scheme != "groups":  # the age-axis schemes have their own size, whatever the cache's groups
+        settings["n_classes"] = age_axis.condition_size(scheme)
     if (device or pick_device()).type != "cpu":
         settings["steps"] = GPU_GAN_STEPS
     return GanConfig(**{**settings, **overrides})
@@ -54,6 +58,49 @@ def encoder_config(generator: Generator, device: torch.device | None = None, **o
     """
     settings = {"steps": GPU_ENCODER_STEPS} if (device or pick_device()).type != "cpu" else {}
     return EncoderConfig.for_generator(generator, **{**settings, **overrides})
+
+
+# ---------------------------------------------------------------- chapter 6: the age axis
+# Chapter 6 trains two GANs, an age judge and an encoder and must run in about 4 minutes on a 2-core CPU,
+# so it works on 32x32 faces with width-16 models. These are its settings, in one place; on a GPU
+# (CUDA or MPS) the same chapter trains 64x64 faces at the course width, for the course's GPU run lengths.
+AXIS_CPU = {"image_size": 32, "width": 16, "gan_steps": 800, "encoder_steps": 400, "judge_epochs": 8}
+AXIS_GPU = {"image_size": 64, "width": 32, "gan_steps": GPU_GAN_STEPS, "encoder_steps": GPU_ENCODER_STEPS,
+            "judge_epochs": 20}
+
+
+def age_axis_settings(device: torch.device | None = None) -> dict:
+    """Chapter 6's sizes and run lengths for ``device`` (default: the best available)."""
+    return dict(AXIS_CPU if (device or pick_device()).type == "cpu" else AXIS_GPU)
+
+
+def age_axis_faces(progress: bool = True, device: torch.device | None = None) -> FaceCache:
+    """Faces of all ages, in Age-cGAN's six groups, at chapter 6's image size.
+
+    A side cache: chapter 1's note of the last settings, which chapters 2-5 follow, is left as it was.
+    """
+    return load_face_cache(paths.dataset_name(), image_size=age_axis_settings(device)["image_size"],
+                           age_groups=age_axis.SIX_GROUPS, progress=progress, remember=False)
+
+
+def age_axis_run_dir(scheme: str, dataset: str | None = None) -> Path:
+    """Where chapter 6 (and ``train-gan --condition``) keep the GAN and encoder of one condition scheme."""
+    return paths.run_dir(dataset) / f"age_axis_{age_axis.check_scheme(scheme)}"
+
+
+def age_axis_gan_config(scheme: str, device: torch.device | None = None, **overrides) -> GanConfig:
+    """Chapter 6's GAN settings for a condition scheme (GanConfig defaults otherwise)."""
+    settings = age_axis_settings(device)
+    return GanConfig(**{"condition": scheme, "n_classes": age_axis.condition_size(scheme),
+                        "image_size": settings["image_size"], "width": settings["width"],
+                        "steps": settings["gan_steps"], "sample_every": settings["gan_steps"], **overrides})
+
+
+def age_axis_encoder_config(generator: Generator, device: torch.device | None = None, **overrides) -> EncoderConfig:
+    """Chapter 6's encoder settings for ``generator`` (its z, scheme, size), at chapter 6's width and length."""
+    settings = age_axis_settings(device)
+    return EncoderConfig.for_generator(generator, **{"width": settings["width"], "steps": settings["encoder_steps"],
+                                                     **overrides})
 
 
 def split_indices(faces: FaceCache) -> tuple[np.ndarray, np.ndarray]:

@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from . import paths
 from .checkpoints import check_config, load_checkpoint
 from .distributed import DistributedContext, unwrap, wrap_ddp
+from .age_axis import random_conditions, scheme_of
 from .models import Encoder, Generator
-from .tensors import one_hot
 from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
                        start_run, step_seed)
 
@@ -59,7 +59,7 @@ class EncoderConfig(RunConfig):
         """A config whose z_dim, n_classes and image_size are taken from ``generator``."""
         generator = unwrap(generator)
         return cls(z_dim=generator.z_dim, n_classes=generator.n_classes,
-                   image_size=generator.image_size, **settings)
+                   image_size=generator.image_size, condition=scheme_of(generator), **settings)
 
 
 @dataclass
@@ -79,8 +79,10 @@ def build_encoder(config: EncoderConfig) -> Encoder:
 
 
 def _check_generator_fits(generator: Generator, config: EncoderConfig) -> None:
-    wanted = {"z_dim": config.z_dim, "n_classes": config.n_classes, "image_size": config.image_size}
-    actual = {key: getattr(generator, key) for key in wanted}
+    wanted = {"z_dim": config.z_dim, "n_classes": config.n_classes, "image_size": config.image_size,
+              "condition": config.condition}
+    actual = {key: getattr(generator, key) for key in wanted if key != "condition"}
+    actual["condition"] = scheme_of(generator)
     check_config(actual, wanted, wanted, "the generator")
 
 
@@ -94,12 +96,15 @@ def frozen_copy(generator: nn.Module, device: torch.device) -> nn.Module:
 
 def generated_pairs(
     generator: nn.Module, z_dim: int, n_classes: int, batch_size: int, noise: torch.Generator,
-    device: torch.device,
+    device: torch.device, scheme: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One batch of training pairs: images G(z, y), their z and their one-hot y."""
+    """One batch of training pairs: images G(z, y), their z and their condition y.
+
+    y is a random one-hot age group, or a random condition of ``scheme`` (default: the generator's
+    ``condition_scheme``, see ``age_axis.random_conditions``).
+    """
     z = torch.randn(batch_size, z_dim, generator=noise, device=device)
-    labels = torch.randint(0, n_classes, (batch_size,), generator=noise, device=device)
-    condition = one_hot(labels, n_classes).to(device)
+    condition = random_conditions(scheme or scheme_of(generator), n_classes, batch_size, noise, device)
     with torch.no_grad():
         images = generator(z, condition).float()
     return images, z, condition
@@ -112,6 +117,7 @@ def encoder_step(
     batch_size: int,
     noise: torch.Generator,
     image_loss_weight: float = 0.0,
+    scheme: str | None = None,
 ) -> torch.Tensor:
     """One encoder update on fresh pairs from the frozen generator; returns (z MSE, image MSE), detached.
 
@@ -119,7 +125,7 @@ def encoder_step(
     """
     # Fresh z and age groups y; x = G(z, y) under no_grad: the generator is only a data source here.
     images, z, condition = generated_pairs(generator, generator.z_dim, generator.n_classes, batch_size,
-                                           noise, noise.device)
+                                           noise, noise.device, scheme)
     z_hat = encoder(images)
     z_loss = F.mse_loss(z_hat.float(), z)
     image_loss = torch.zeros((), device=z.device)
@@ -135,7 +141,8 @@ def encoder_step(
 
 @torch.no_grad()
 def _held_out_predictions(
-    encoder: nn.Module, generator: nn.Module, n: int, seed: int, batch_size: int = 256
+    encoder: nn.Module, generator: nn.Module, n: int, seed: int, batch_size: int = 256,
+    scheme: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     device = next(generator.parameters()).device
     noise = torch.Generator(device=device).manual_seed(step_seed(seed, HELD_OUT_RANK, 0))
@@ -146,7 +153,8 @@ def _held_out_predictions(
     try:
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            images, z, _ = generated_pairs(generator, generator.z_dim, generator.n_classes, count, noise, device)
+            images, z, _ = generated_pairs(generator, generator.z_dim, generator.n_classes, count, noise, device,
+                                           scheme)
             z_all.append(z.cpu())
             z_hat_all.append(encoder(images).float().cpu())
     finally:
@@ -155,15 +163,17 @@ def _held_out_predictions(
     return torch.cat(z_all), torch.cat(z_hat_all)
 
 
-def unexplained_variance(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0) -> float:
+def unexplained_variance(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0,
+                         scheme: str | None = None) -> float:
     """MSE(E(G(z, y)), z) / Var(z) on ``n`` fresh held-out pairs: the share of z not recovered."""
-    z, z_hat = _held_out_predictions(encoder, generator, n, seed)
+    z, z_hat = _held_out_predictions(encoder, generator, n, seed, scheme=scheme)
     return float(F.mse_loss(z_hat, z) / z.var())
 
 
-def latent_r2(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0) -> np.ndarray:
+def latent_r2(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0,
+              scheme: str | None = None) -> np.ndarray:
     """Per-dimension R² of the encoder's z on ``n`` fresh held-out pairs, shape (z_dim,)."""
-    z, z_hat = _held_out_predictions(encoder, generator, n, seed)
+    z, z_hat = _held_out_predictions(encoder, generator, n, seed, scheme=scheme)
     residual = ((z - z_hat) ** 2).sum(0)
     total = ((z - z.mean(0)) ** 2).sum(0)
     return (1 - residual / total).numpy()
@@ -217,7 +227,7 @@ def train_encoder(
         noise.manual_seed(step_seed(config.seed, context.rank, step))
         with run.autocast:  # bf16 on CUDA, nothing elsewhere: the step itself stays plain fp32 code
             window.add(encoder_step(train_model, frozen_generator, optimizer, config.batch_size, noise,
-                                    image_loss_weight=config.image_loss_weight))
+                                    image_loss_weight=config.image_loss_weight, scheme=config.condition))
         step += 1
         last = step == config.steps
         if step % config.log_every == 0 or last:
@@ -225,8 +235,8 @@ def train_encoder(
             row = {"step": step, "loss": z_mse, "image_loss": image_mse,
                    "unexplained_variance": float("nan"), "images_per_s": rate}
             if context.is_main and (step % config.eval_every == 0 or last):
-                row["unexplained_variance"] = unexplained_variance(encoder, frozen_generator,
-                                                                   config.eval_pairs, config.seed)
+                row["unexplained_variance"] = unexplained_variance(encoder, frozen_generator, config.eval_pairs,
+                                                                   config.seed, config.condition)
             history.append(row)
             bar.set_postfix(loss=f"{z_mse:.3f}", img_s=f"{rate:.0f}")
             bar.update(step - bar.n)
@@ -235,8 +245,9 @@ def train_encoder(
     bar.close()
     finish_run(run, encoder=encoder)
 
-    final_unexplained = unexplained_variance(encoder, frozen_generator, config.eval_pairs, config.seed)
-    r2 = latent_r2(encoder, frozen_generator, config.eval_pairs, config.seed)
+    final_unexplained = unexplained_variance(encoder, frozen_generator, config.eval_pairs, config.seed,
+                                             config.condition)
+    r2 = latent_r2(encoder, frozen_generator, config.eval_pairs, config.seed, config.condition)
     encoder = unwrap(encoder).to("cpu", memory_format=torch.contiguous_format).eval()
     return EncoderResult(encoder, _history_frame(history), run.checkpoint_path, final_unexplained, r2)
 

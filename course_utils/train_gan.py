@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from . import paths
 from .checkpoints import load_checkpoint
 from .distributed import DistributedContext, unwrap, wrap_ddp
+from .age_axis import sample_grid_conditions
 from .models import Discriminator, Generator
 from .tensors import one_hot
 from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
@@ -120,7 +121,11 @@ def gan_step(
 
 
 class FaceBatches:
-    """The real faces, their one-hot conditions and the noise z of every training step.
+    """The real faces, their conditions and the noise z of every training step.
+
+    ``labels`` are integer age groups (N,), made one-hot per batch, or float
+    condition vectors (N, n_classes) of any scheme (``age_axis.condition_for_ages``),
+    used as they are.
 
     The whole uint8 array stays on the training device when it fits, so a
     batch is one index operation plus normalisation there: no DataLoader, no
@@ -149,13 +154,22 @@ class FaceBatches:
         channels_last: bool = False,
     ):
         images = torch.as_tensor(images_uint8)
-        labels = torch.as_tensor(np.asarray(labels).copy(), dtype=torch.long)  # a copy: cache arrays are read-only
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
-        if labels.shape != (images.shape[0],):
-            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
-        if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
-            raise ValueError(f"labels must lie in [0, {n_classes - 1}], got {labels.min()}..{labels.max()}")
+        labels = np.asarray(labels)
+        # Float (N, C) rows are condition vectors used as given; anything else is integer group labels.
+        self.vectors = labels.ndim == 2
+        if self.vectors:
+            labels = torch.as_tensor(labels.copy(), dtype=torch.float32)
+            if labels.shape != (images.shape[0], n_classes):
+                raise ValueError(f"condition vectors must have shape ({images.shape[0]}, {n_classes}), "
+                                 f"got {tuple(labels.shape)}")
+        else:
+            labels = torch.as_tensor(labels.copy(), dtype=torch.long)  # a copy: cache arrays are read-only
+            if labels.shape != (images.shape[0],):
+                raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+            if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+                raise ValueError(f"labels must lie in [0, {n_classes - 1}], got {labels.min()}..{labels.max()}")
         shard = len(labels) // world_size
         if batch_size < 1 or shard < batch_size:
             raise ValueError(f"{len(labels)} items split over {world_size} rank(s) give {shard} per rank, "
@@ -204,7 +218,7 @@ class FaceBatches:
         return self.shard[start : start + self.batch_size]
 
     def next(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(real images (B, 3, H, W) in [-1, 1], one-hot conditions, noise z) for ``step``."""
+        """(real images (B, 3, H, W) in [-1, 1], conditions (B, n_classes), noise z) for ``step``."""
         indices = self.next_indices()
         images = self.images[indices].to(self.device, non_blocking=True)
         labels = self.labels[indices].to(self.device, non_blocking=True)
@@ -214,7 +228,7 @@ class FaceBatches:
             real = real.contiguous()
         self.noise.manual_seed(step_seed(self.seed, self.rank, step))
         z = torch.randn(real.shape[0], self.z_dim, generator=self.noise, device=self.device)
-        return real, one_hot(labels, self.n_classes), z
+        return real, (labels if self.vectors else one_hot(labels, self.n_classes)), z
 
     def state_dict(self) -> dict:
         """Where the stream stands, as tensors and plain values (for checkpoints)."""
@@ -242,9 +256,15 @@ def _fits_on_device(nbytes: int, device: torch.device, headroom: float = 0.5) ->
 
 
 def fixed_sample_inputs(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The noise and conditions of the sample grids: the same z in every age group (row)."""
+    """The noise and conditions of the sample grids: the same z in every age group (row).
+
+    For another condition scheme the rows are ``age_axis.sample_grid_conditions`` (e.g. ages 20 to 80).
+    """
     noise = torch.Generator().manual_seed(config.seed + 1)
     z = torch.randn(config.n_sample_noise, config.z_dim, generator=noise)
+    if config.condition != "groups":
+        rows = sample_grid_conditions(config.condition, config.n_classes)
+        return z.repeat(len(rows), 1), rows.repeat_interleave(config.n_sample_noise, dim=0)
     z = z.repeat(config.n_classes, 1)
     labels = torch.arange(config.n_classes).repeat_interleave(config.n_sample_noise)
     return z, one_hot(labels, config.n_classes)
@@ -293,6 +313,11 @@ def train_gan(
     discriminator: nn.Module | None = None,
 ) -> GanResult:
     """Train the conditional DCGAN on uint8 faces (N, S, S, 3) with integer age labels (N,).
+
+    ``labels`` may instead be float condition vectors (N, n_classes) of the
+    scheme ``config.condition`` (``age_axis.condition_for_ages``); the
+    checkpoint records the scheme, and the generators returned and loaded by
+    :func:`load_generator` carry it as ``generator.condition_scheme``.
 
     Writes ``run_dir/gan.pt`` (every ``checkpoint_every`` steps and at the end)
     and sample grids ``run_dir/gan_samples/step_XXXXXX.png`` (rows are age
@@ -387,6 +412,7 @@ def train_gan(
 
     generator = unwrap(generator).to("cpu", memory_format=torch.contiguous_format).eval()
     discriminator = unwrap(discriminator).to("cpu", memory_format=torch.contiguous_format).eval()
+    generator.condition_scheme = config.condition
     return GanResult(generator, discriminator, _history_frame(history), run.checkpoint_path, samples_dir, step)
 
 
@@ -413,4 +439,5 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
         generator.load_state_dict(checkpoint["models"]["generator"])
     except RuntimeError as error:
         raise ValueError(f"the generator weights in {path} do not fit its config {config}: {error}") from None
+    generator.condition_scheme = config.condition  # how to build its conditions: age_axis.SCHEMES
     return generator.to(device).eval()

@@ -79,8 +79,15 @@ class RunConfig:
     channels_last: bool | None = None  # None: on CUDA and the CPU, not on MPS
     compile: bool = False  # torch.compile the models (GPU fast path)
     threads: int | None = None  # CPU threads; None keeps torch's (fixed per machine) default
+    condition: str = "groups"  # how the age is coded: age_axis.SCHEMES ("groups": the cache's one-hot groups)
 
     def __post_init__(self):
+        from .age_axis import check_scheme, condition_size  # age_axis imports this module
+
+        check_scheme(self.condition)
+        if self.condition != "groups" and self.n_classes != condition_size(self.condition):
+            raise ValueError(f"the {self.condition!r} condition has {condition_size(self.condition)} dimensions, "
+                             f"but n_classes={self.n_classes}")
         self._require_at_least_one("z_dim", "n_classes", "image_size", "width", "batch_size", "steps",
                                    "checkpoint_every", "log_every")
         if self.threads is not None:
@@ -190,7 +197,8 @@ def resume_run(run: Run, kind: str, model_keys, models: dict, optimizers: dict) 
     if not path.exists():
         return None
     checkpoint = load_checkpoint(path, kind, map_location=run.device)
-    check_config(checkpoint["config"], run.config.to_dict(), model_keys, f"{kind} checkpoint {path}")
+    saved = {"condition": "groups", **checkpoint["config"]}  # checkpoints older than the schemes are "groups"
+    check_config(saved, run.config.to_dict(), (*model_keys, "condition"), f"{kind} checkpoint {path}")
     for name, model in models.items():
         model.load_state_dict(checkpoint["models"][name])
     for name, optimizer in optimizers.items():

@@ -1,0 +1,362 @@
+"""An age axis instead of two groups (chapter 6): condition schemes, an age judge, and measurements.
+
+The generator and discriminator take any float condition vector, so the age
+can be coded in more than one way. Three schemes are known by name:
+
+* ``"groups"``: the course's default, one-hot over the face cache's age groups
+  (the labels of chapter 1; chapters 2-5);
+* ``"six-groups"``: Age-cGAN's six one-hot groups 0-18, 19-29, 30-39, 40-49,
+  50-59, 60+ (Antipov, Baccouche & Dugelay 2017);
+* ``"thermometer"``: an ordinal code of age thresholds 15, 25, ..., 75:
+  ``condition[k] = clip((age - threshold_k) / 10, 0, 1)``. Every threshold
+  below the age is 1, the one the age is passing is a fraction, the rest 0, so
+  the code is continuous in the age and older always means "more ones".
+
+Around them: :class:`AgeJudge`, a small CNN that regresses the age in years
+(the yardstick), :func:`response_curve` (requested age -> judged age of
+generated faces) and :func:`ground_truth_along_axis` (moving held-out
+mini-wiki people from age a to age b, against their true renders).
+
+This module imports no trainer, so the trainers may import it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .tensors import one_hot, to_model_range
+from .training import evaluating, module_device
+
+SCHEMES = ("groups", "six-groups", "thermometer")
+SIX_GROUPS = ((0, 18), (19, 29), (30, 39), (40, 49), (50, 59), (60, 100))
+THERMOMETER_THRESHOLDS = (15, 25, 35, 45, 55, 65, 75)
+THERMOMETER_STEP = 10  # years from one threshold to the next: the width of the fractional bit
+# The ages a scheme is trained and sampled over: mini-wiki's 15-80. Real IMDB-WIKI goes wider, and the
+# thermometer simply saturates outside its thresholds (all zeros at 15 and under, all ones at 85 and over).
+AGE_RANGE = (15, 80)
+
+
+def check_scheme(scheme: str) -> str:
+    if scheme not in SCHEMES:
+        raise ValueError(f"condition scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
+    return scheme
+
+
+def condition_size(scheme: str, n_groups: int | None = None) -> int:
+    """The length C of the scheme's condition vector (``n_groups`` for "groups")."""
+    check_scheme(scheme)
+    if scheme == "six-groups":
+        return len(SIX_GROUPS)
+    if scheme == "thermometer":
+        return len(THERMOMETER_THRESHOLDS)
+    if n_groups is None:
+        raise ValueError('the "groups" scheme has as many dimensions as the face cache has age groups')
+    return int(n_groups)
+
+
+def group_of_ages(ages, age_groups) -> np.ndarray:
+    """The index of the inclusive (low, high) group holding each age; ValueError for an age in none.
+
+    Ages count in whole years (18.5 is 18), as the dataset's ages do.
+    """
+    ages = np.floor(np.asarray(ages, dtype=np.float64).reshape(-1))
+    lows = np.array([low for low, _ in age_groups], dtype=np.float64)
+    highs = np.array([high for _, high in age_groups], dtype=np.float64)
+    index = np.searchsorted(lows, ages, side="right") - 1
+    inside = (index >= 0) & (ages <= highs[np.clip(index, 0, None)])
+    if not inside.all():
+        raise ValueError(f"ages {ages[~inside][:5].tolist()} are outside the age groups {list(age_groups)}")
+    return index
+
+
+def condition_for_ages(ages, scheme: str, age_groups=None) -> torch.Tensor:
+    """Age in years (N,) -> float conditions (N, C) of ``scheme``.
+
+    "six-groups" (and "groups", which needs the cache's ``age_groups``) give the one-hot of the group
+    holding each age; "thermometer" gives the continuous threshold code.
+    """
+    check_scheme(scheme)
+    ages = torch.as_tensor(np.asarray(ages, dtype=np.float32)).reshape(-1)
+    if scheme == "thermometer":
+        thresholds = torch.tensor(THERMOMETER_THRESHOLDS, dtype=torch.float32)
+        return ((ages[:, None] - thresholds[None, :]) / THERMOMETER_STEP).clamp(0, 1)
+    if scheme == "groups":
+        if age_groups is None:
+            raise ValueError('the "groups" scheme needs the face cache\'s age_groups')
+        groups = [tuple(group) for group in age_groups]
+    else:
+        groups = SIX_GROUPS
+    return one_hot(torch.as_tensor(group_of_ages(ages.numpy(), groups)), len(groups))
+
+
+def random_conditions(scheme: str, n_classes: int, count: int, noise: torch.Generator,
+                      device: torch.device | str) -> torch.Tensor:
+    """``count`` random conditions of ``scheme`` (for the encoder's training pairs), drawn with ``noise``.
+
+    Group schemes draw a group uniformly (exactly as the course's two-group code does); the
+    thermometer draws an age uniformly in :data:`AGE_RANGE`.
+    """
+    check_scheme(scheme)
+    if scheme == "thermometer":
+        low, high = AGE_RANGE
+        ages = low + (high - low) * torch.rand(count, generator=noise, device=device)
+        thresholds = torch.tensor(THERMOMETER_THRESHOLDS, dtype=torch.float32, device=device)
+        return ((ages[:, None] - thresholds[None, :]) / THERMOMETER_STEP).clamp(0, 1)
+    labels = torch.randint(0, n_classes, (count,), generator=noise, device=device)
+    return one_hot(labels, n_classes).to(device)
+
+
+def sample_grid_conditions(scheme: str, n_classes: int) -> torch.Tensor:
+    """The conditions of the rows of a training sample grid: one per group, or ages 20, 30, ..., 80."""
+    check_scheme(scheme)
+    if scheme == "thermometer":
+        return condition_for_ages(np.arange(20, AGE_RANGE[1] + 1, 10), scheme)
+    return torch.eye(n_classes)
+
+
+def scheme_of(generator: nn.Module) -> str:
+    """The condition scheme a generator was trained with ("groups" unless it says otherwise)."""
+    return getattr(generator, "condition_scheme", "groups")
+
+
+# ---------------------------------------------------------------- the age judge
+
+class AgeJudge(nn.Module):
+    """A small CNN that regresses the age in years: images (N, 3, S, S) in [-1, 1] -> ages (N,).
+
+    The architecture of ``classifier.AgeClassifier`` (stride-2 conv blocks, global average pooling)
+    with one output: the age, standardised by the training ages' mean and spread (kept as buffers).
+    """
+
+    def __init__(self, image_size: int = 32, width: int = 16, blocks: int = 4):
+        super().__init__()
+        if image_size < 2 ** blocks or image_size % 2 ** blocks:
+            raise ValueError(f"image_size must be a multiple of {2 ** blocks}, got {image_size}")
+        self.image_size, self.width = image_size, width
+        channels = [3] + [width * 2 ** i for i in range(blocks)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, 2, 1, bias=False), nn.BatchNorm2d(c_out),
+                       nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels[-1], 1))
+        self.register_buffer("age_mean", torch.tensor(45.0))
+        self.register_buffer("age_scale", torch.tensor(20.0))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        side = self.image_size
+        if images.ndim != 4 or tuple(images.shape[1:]) != (3, side, side):
+            raise ValueError(f"images must have shape (N, 3, {side}, {side}), got {tuple(images.shape)}")
+        return self.age_mean + self.age_scale * self.head(self.features(images)).flatten()
+
+
+def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Float images (N, 3, H, W) at ``side`` pixels (area averaging when shrinking)."""
+    if images.shape[-1] == side:
+        return images
+    return F.interpolate(images, size=(side, side), mode="area" if images.shape[-1] > side else "bilinear",
+                         align_corners=None if images.shape[-1] > side else False)
+
+
+def _model_images(images) -> torch.Tensor:
+    if isinstance(images, np.ndarray) or (isinstance(images, torch.Tensor) and images.dtype == torch.uint8):
+        return to_model_range(images)
+    return torch.as_tensor(images).float()
+
+
+@torch.no_grad()
+def judge_ages(judge: AgeJudge, images, batch_size: int = 512) -> np.ndarray:
+    """The judge's age in years for uint8 (N, H, W, 3) or float (N, 3, H, W) images of any supported size."""
+    images = _model_images(images)
+    device = module_device(judge)
+    ages = []
+    with evaluating(judge):
+        for start in range(0, len(images), batch_size):
+            batch = _resized(images[start:start + batch_size].to(device), judge.image_size)
+            ages.append(judge(batch).float().cpu())
+    return torch.cat(ages).numpy() if ages else np.zeros(0, dtype=np.float32)
+
+
+def train_age_judge(images_uint8: np.ndarray, ages, epochs: int = 8, batch_size: int = 64, lr: float = 2e-3,
+                    width: int = 16, seed: int = 0, progress: bool = True) -> tuple[AgeJudge, pd.DataFrame]:
+    """Train an :class:`AgeJudge` on uint8 faces (N, S, S, 3) of known ``ages`` -> (judge, history).
+
+    Smooth-L1 loss on the standardised age, Adam, random horizontal flips; the learning rate decays
+    linearly to 0 over the run. The history has one row per epoch: the mean training loss and the
+    training MAE in years.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        judge = AgeJudge(images_uint8.shape[1], width)
+    ages = torch.as_tensor(np.asarray(ages, dtype=np.float32))
+    judge.age_mean.fill_(float(ages.mean()))
+    judge.age_scale.fill_(float(ages.std()))
+    images = torch.as_tensor(np.asarray(images_uint8))
+    steps_per_epoch = max(1, len(images) // batch_size)
+    optimizer = torch.optim.Adam(judge.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 1 - step / (epochs * steps_per_epoch))
+    rows = []
+    judge.train()
+    for epoch in tqdm(range(epochs), desc="age judge", disable=not progress):
+        order = torch.randperm(len(images), generator=generator)
+        losses, errors = [], []
+        for step in range(steps_per_epoch):
+            batch = order[step * batch_size:(step + 1) * batch_size]
+            x = to_model_range(images[batch])
+            flip = torch.rand(len(batch), generator=generator) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            predicted = judge(x)
+            target = ages[batch]
+            loss = F.smooth_l1_loss((predicted - judge.age_mean) / judge.age_scale,
+                                    (target - judge.age_mean) / judge.age_scale)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+            errors.append((predicted.detach() - target).abs().mean().item())
+        rows.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "train_mae_years": float(np.mean(errors))})
+    return judge.eval(), pd.DataFrame(rows)
+
+
+def judge_report(judge: AgeJudge, images, ages, train_ages) -> dict:
+    """MAE in years of the judge on (held-out) faces, and of always predicting the mean training age."""
+    ages = np.asarray(ages, dtype=np.float64)
+    predicted = judge_ages(judge, images)
+    return {"judge_mae": float(np.abs(predicted - ages).mean()),
+            "mean_baseline_mae": float(np.abs(np.mean(train_ages) - ages).mean()),
+            "pearson": float(np.corrcoef(predicted, ages)[0, 1])}
+
+
+# ---------------------------------------------------------------- the response curve
+
+def scheme_condition(scheme: str):
+    """``condition_of(years) -> (C,)`` for a named scheme (six groups: the one-hot of the age's group)."""
+    return lambda years: condition_for_ages([years], scheme)[0]
+
+
+@torch.no_grad()
+def response_curve(generator: nn.Module, judge: AgeJudge, condition_of, requested=range(20, 71, 5),
+                   n_noise: int = 256, seed: int = 0) -> pd.DataFrame:
+    """Requested age -> the judge's ages of generated faces, the same ``n_noise`` z at every age.
+
+    ``condition_of(years)`` gives the generator's (C,) condition for an age. One row per requested
+    age: the mean and standard deviation of the judged ages.
+    """
+    z = torch.randn(n_noise, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    device = module_device(generator)
+    rows = []
+    with evaluating(generator):
+        for years in requested:
+            condition = torch.as_tensor(condition_of(years), dtype=torch.float32).reshape(1, -1)
+            images = generator(z.to(device), condition.expand(n_noise, -1).to(device)).float().cpu()
+            judged = judge_ages(judge, images)
+            rows.append({"requested": float(years), "judged_mean": float(judged.mean()),
+                         "judged_std": float(judged.std())})
+    return pd.DataFrame(rows)
+
+
+def curve_fit(curve: pd.DataFrame) -> dict:
+    """Least-squares slope and intercept of judged vs requested age, and their Pearson correlation."""
+    x, y = curve["requested"].to_numpy(), curve["judged_mean"].to_numpy()
+    slope, intercept = np.polyfit(x, y, 1)
+    pearson = float(np.corrcoef(x, y)[0, 1]) if y.std() > 0 else 0.0  # a flat curve follows nothing
+    return {"slope": float(slope), "intercept": float(intercept), "pearson": pearson}
+
+
+# ---------------------------------------------------------------- ground truth along the axis
+
+@dataclass
+class AxisPeople:
+    """Held-out mini-wiki people re-rendered at several ages: ``images[i, k]`` is person i at ``ages[k]``."""
+
+    rows: np.ndarray  # row index of each person's photo in the face cache
+    ages: tuple
+    images: np.ndarray  # uint8 (people, ages, S, S, 3)
+
+
+def render_people(faces, rows, ages=(20, 30, 40, 50, 60, 70)) -> AxisPeople:
+    """Re-render the photo of each cache row at each age (mini-wiki only: the renderer's ground truth)."""
+    from .data import render_ground_truth
+
+    size = faces.images.shape[1]
+    table = faces.table
+    images = np.stack([np.stack([render_ground_truth(faces.dataset_root, table["full_path"].iloc[row], age, size)
+                                 for age in ages]) for row in rows])
+    return AxisPeople(np.asarray(rows), tuple(ages), images)
+
+
+def mean_faces(images_uint8: np.ndarray, face_ages, ages, window: float = 3) -> dict:
+    """The mean face (3, S, S) in [-1, 1] of the faces within ``window`` years of each age."""
+    face_ages = np.asarray(face_ages)
+    means = {}
+    for age in ages:
+        near = np.abs(face_ages - age) <= window
+        if not near.any():
+            raise ValueError(f"no face within {window} years of {age}")
+        means[age] = to_model_range(images_uint8[near]).mean(0)
+    return means
+
+
+def encode_and_refine(generator: nn.Module, encoder: nn.Module, images, condition,
+                      steps: int = 100) -> torch.Tensor:
+    """z for images at a (C,) or (N, C) condition: the encoder's guess refined by ``aging.refine_latent``."""
+    from .aging import encode, refine_latent
+
+    z, _ = refine_latent(generator, encode(encoder, images), images, torch.as_tensor(condition), steps=steps)
+    return z
+
+
+def ground_truth_along_axis(generator: nn.Module, encoder: nn.Module, people: AxisPeople, condition_of,
+                            mean_face: dict, gaps=(10, 20, 30, 40), refine_steps: int = 100) -> pd.DataFrame:
+    """Move every person from age a to age b (|b - a| in ``gaps``, both ways) and compare with the truth.
+
+    Each input (person i rendered at age a) is encoded and its z refined at a's condition
+    (``aging.refine_latent``). Outputs: the redraw G(z, b) and the edit input + G(z, b) - G(z, a); baselines:
+    the unchanged input and input + mean_face[b] - mean_face[a]. One row per (person, a, b): the RMS
+    distance to the true render at b, in [-1, 1] pixel units, per method.
+    """
+    n_people, n_ages = people.images.shape[:2]
+    inputs = to_model_range(people.images.reshape(-1, *people.images.shape[2:]))
+    source = torch.stack([torch.as_tensor(condition_of(a), dtype=torch.float32)
+                          for _ in range(n_people) for a in people.ages])
+    z = encode_and_refine(generator, encoder, inputs, source, steps=refine_steps)
+    device = module_device(generator)
+    with evaluating(generator):
+        reconstruction = generator(z.to(device), source.to(device)).float().cpu()
+    inputs = inputs.reshape(n_people, n_ages, *inputs.shape[1:])
+    z = z.cpu().reshape(n_people, n_ages, -1)
+    reconstruction = reconstruction.reshape(inputs.shape)
+
+    def rms(a, b):
+        return (a - b).pow(2).flatten(1).mean(1).sqrt().numpy()
+
+    rows = []
+    for ia, a in enumerate(people.ages):
+        for ib, b in enumerate(people.ages):
+            if abs(b - a) not in gaps:
+                continue
+            x, truth = inputs[:, ia], inputs[:, ib]
+            target = torch.as_tensor(condition_of(b), dtype=torch.float32).reshape(1, -1).expand(n_people, -1)
+            with evaluating(generator):
+                redraw = generator(z[:, ia].to(device), target.to(device)).float().cpu()
+            outputs = {
+                "edit: input + G(z, b) - G(z, a)": (x + redraw - reconstruction[:, ia]).clamp(-1, 1),
+                "redraw: G(z, b)": redraw,
+                "unchanged input": x,
+                "input + mean face(b) - mean face(a)": (x + mean_face[b] - mean_face[a]).clamp(-1, 1),
+            }
+            errors = {name: rms(output, truth) for name, output in outputs.items()}
+            for person in range(n_people):
+                rows.append({"person": person, "from": a, "to": b, "gap": abs(b - a),
+                             "direction": "older" if b > a else "younger",
+                             **{name: float(error[person]) for name, error in errors.items()}})
+    return pd.DataFrame(rows)
