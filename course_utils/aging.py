@@ -191,6 +191,7 @@ def age_face(
     refine_steps: int = 100,
     cache: LatentCache | None = None,
     output: str = "edit",
+    condition_of=None,
 ) -> AgingResult:
     """Render ``face`` at a target age group.
 
@@ -203,27 +204,41 @@ def age_face(
     ``output`` picks ``result.aged``: "edit" (default) = the photo plus the
     age change G(z, target) - G(z, source), clipped; "redraw" = G(z, target).
     Both are in ``result.edit`` and ``result.redraw`` whichever is chosen.
+
+    ``condition_of(years) -> (C,)``: for a generator conditioned on the age itself (chapter 6's
+    ``age_axis`` schemes); ``target`` and ``source`` are then ages in years, and a ``classifier``
+    must be an age regressor in years (``age_axis.AgeJudge``).
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     image = _as_model_images(face)
     if image.shape[0] != 1:
         raise ValueError(f"age_face ages one face at a time, got a batch of {image.shape[0]}")
-    n_classes = _n_classes(generator, classifier)
-    target_condition = _target_condition(target, n_classes)
-    if source is None:
-        if classifier is None:
-            raise ValueError("the face's age group is unknown: pass source=<group index> or a classifier")
-        source = predict_group(classifier, image)
-    source = int(source)
-    if not 0 <= source < n_classes:
-        raise ValueError(f"source group {source} is outside 0..{n_classes - 1}")
+    if condition_of is not None:
+        if source is None:
+            if classifier is None:
+                raise ValueError("the face's age is unknown: pass source=<years> or an age judge")
+            with evaluating(classifier):
+                source = float(classifier(image.to(module_device(classifier))).reshape(-1)[0])
+        source = float(source)
+        target_condition = torch.as_tensor(condition_of(target), dtype=torch.float32).reshape(1, -1)
+        source_condition = torch.as_tensor(condition_of(source), dtype=torch.float32).reshape(1, -1)
+    else:
+        n_classes = _n_classes(generator, classifier)
+        target_condition = _target_condition(target, n_classes)
+        if source is None:
+            if classifier is None:
+                raise ValueError("the face's age group is unknown: pass source=<group index> or a classifier")
+            source = predict_group(classifier, image)
+        source = int(source)
+        if not 0 <= source < n_classes:
+            raise ValueError(f"source group {source} is outside 0..{n_classes - 1}")
+        source_condition = one_hot(torch.tensor([source]), n_classes)
 
     key = LatentCache.key_for(image, source, refine_steps, generator, encoder)
     cached = cache.get(key) if cache is not None else None
     history = None
     if cached is None:
-        source_condition = one_hot(torch.tensor([source]), n_classes)
         z = encode(encoder, image)
         if refine_steps > 0:
             z, history = refine_latent(generator, z, image, source_condition, steps=refine_steps)

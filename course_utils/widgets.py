@@ -65,12 +65,7 @@ class AgeSliderApp:
             raise ValueError(f"faces must be a non-empty uint8 array (N, H, W, 3), got {faces.dtype} {faces.shape}")
         if labels.shape != (len(faces),):
             raise ValueError(f"need one label per face: {len(faces)} faces, labels of shape {labels.shape}")
-        self.age_groups = [tuple(group) for group in age_groups]
-        n_classes = getattr(generator, "n_classes", len(self.age_groups))
-        if n_classes != len(self.age_groups):
-            raise ValueError(f"the generator has {n_classes} age groups but age_groups lists {len(self.age_groups)}")
-        if labels.min() < 0 or labels.max() >= n_classes:
-            raise ValueError(f"labels must be group indices in 0..{n_classes - 1}")
+        self._check_labels(generator, labels, age_groups)
         self.generator, self.encoder, self.classifier = generator, encoder, classifier
         self.faces, self.labels = faces, labels
         self.refine_steps = refine_steps
@@ -79,9 +74,9 @@ class AgeSliderApp:
         self.last_render_ms: float | None = None
         self.last_result: AgingResult | None = None
 
-        midpoints = _midpoints(self.age_groups)
+        low, high = self._slider_range()
         self.slider = widgets.FloatSlider(
-            value=midpoints[0], min=midpoints[0], max=midpoints[-1], step=1,
+            value=low, min=low, max=high, step=1,
             description="Age (years)", readout_format=".0f", continuous_update=True,
             style={"description_width": "initial"}, layout=widgets.Layout(width="60%"),
         )
@@ -155,7 +150,7 @@ class AgeSliderApp:
         note = f"face found at ({x1:.0f}, {y1:.0f})–({x2:.0f}, {y2:.0f}), boxed on the photo"
         if several:
             note = f"{found.faces_found} faces found, aging the largest, boxed on the photo"
-        source = None if self.classifier is not None else 0
+        source = None if self.classifier is not None else self._unknown_source
         self._show_face(found.face, source, f"'{name}'", uploaded=True, photo=found, note=note)
 
     def _show_face(self, face: np.ndarray, source: int | None, name: str, uploaded: bool = False,
@@ -170,12 +165,12 @@ class AgeSliderApp:
     def _render(self) -> bool:
         """Age the current face to the slider's age and show it; False (and a status) on failure."""
         started = time.perf_counter()
-        position = years_to_position(self.slider.value, self.age_groups)
         try:
             result = age_face(
-                self._face, position, self.generator, self.encoder,
+                self._face, self._target(self.slider.value), self.generator, self.encoder,
                 source=self._source, classifier=self.classifier,
                 refine_steps=self.refine_steps, cache=self.cache, output=self.output.value,
+                **self._aging_options(),
             )
             photo_view = self._photo_panels(result) if self._photo is not None else None
         except Exception as error:  # show model/input problems as text, keep the last image
@@ -214,6 +209,29 @@ class AgeSliderApp:
             origin = f"dataset group {group} years"
         note = f"; {self._photo_note}" if self._photo is not None and self._photo_note else ""
         return f"{self._face_name}: {origin}{note}"
+
+    # What a subclass may change (``YearsSliderApp``): the labels, the slider's range, the target.
+    _unknown_source = 0  # an uploaded face's label when there is no classifier: the first group
+
+    def _check_labels(self, generator, labels: np.ndarray, age_groups) -> None:
+        self.age_groups = [tuple(group) for group in age_groups]
+        n_classes = getattr(generator, "n_classes", len(self.age_groups))
+        if n_classes != len(self.age_groups):
+            raise ValueError(f"the generator has {n_classes} age groups but age_groups lists {len(self.age_groups)}")
+        if labels.min() < 0 or labels.max() >= n_classes:
+            raise ValueError(f"labels must be group indices in 0..{n_classes - 1}")
+
+    def _slider_range(self) -> tuple[float, float]:
+        """Years from the first group's midpoint to the last one's."""
+        midpoints = _midpoints(self.age_groups)
+        return midpoints[0], midpoints[-1]
+
+    def _target(self, years: float) -> float:
+        """What ``age_face`` gets as the target for the slider's years: a position between the groups."""
+        return years_to_position(years, self.age_groups)
+
+    def _aging_options(self) -> dict:
+        return {}
 
     def _group_name(self, group: int) -> str:
         low, high = self.age_groups[group]
@@ -282,3 +300,44 @@ def _midpoints(age_groups) -> list[float]:
     if any(b <= a for a, b in zip(midpoints, midpoints[1:])):
         raise ValueError(f"age_groups must be in increasing order, got {age_groups!r}")
     return midpoints
+
+
+class YearsSliderApp(AgeSliderApp):
+    """The age slider for a generator conditioned on the age itself (chapter 6): it moves in years.
+
+    ``ages`` are the faces' ages in years (not group labels), and ``condition_of(years) -> (C,)``
+    gives the generator's condition for any age, e.g. ``age_axis.scheme_condition("thermometer")``.
+    The slider spans ``age_range`` (the ages the generator was trained on); each position is an age,
+    coded exactly as in training, with no mixing between group midpoints. ``judge``, if given, is a
+    regressor of the age in years (``age_axis.AgeJudge``) that gives an uploaded face its source age;
+    without one an uploaded face is assumed to be ``age_range[0]`` years old.
+    """
+
+    def __init__(self, generator, encoder, faces: np.ndarray, ages, condition_of, age_range=(15, 80),
+                 judge=None, refine_steps: int = 50, display_size: int = 192):
+        low, high = (float(age) for age in age_range)
+        if not low < high:
+            raise ValueError(f"age_range must be (youngest, oldest), got {age_range!r}")
+        self.condition_of, self.age_range = condition_of, (low, high)
+        self._unknown_source = int(round(low))
+        super().__init__(generator, encoder, faces, ages, age_groups=None, classifier=judge,
+                         refine_steps=refine_steps, display_size=display_size)
+
+    def _check_labels(self, generator, labels: np.ndarray, age_groups) -> None:
+        self.age_groups = None
+        low, high = self.age_range
+        if labels.min() < low or labels.max() > high:
+            raise ValueError(f"ages must lie in the slider's range {low:.0f}-{high:.0f}, "
+                             f"got {labels.min()}..{labels.max()}")
+
+    def _slider_range(self) -> tuple[float, float]:
+        return self.age_range
+
+    def _target(self, years: float) -> float:
+        return float(years)
+
+    def _aging_options(self) -> dict:
+        return {"condition_of": self.condition_of}
+
+    def _group_name(self, years) -> str:
+        return f"{float(years):.0f}"
