@@ -33,7 +33,7 @@ def synthetic_faces(count: int, image_size: int, n_classes: int, seed: int) -> t
 
 
 # Fields that come from the data (the face cache, or the generator), not from options.
-FROM_DATA = {"train-gan": ("n_classes",), "train-encoder": ("z_dim", "n_classes", "image_size")}
+FROM_DATA = {"train-gan": ("n_classes",), "train-encoder": ("z_dim", "n_classes", "image_size", "condition")}
 
 
 def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...]) -> None:
@@ -43,7 +43,13 @@ def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tup
             continue
         option, kind = "--" + field.name.replace("_", "-"), str(field.type)
         shown = f"(default: {field.default})"
-        if kind.startswith("bool"):
+        if field.name == "condition":
+            from .age_axis import SCHEMES
+
+            parser.add_argument(option, choices=SCHEMES, default=None,
+                                help=f"how the age is coded: the cache's one-hot groups (chapters 2-5), Age-cGAN's "
+                                     f"six groups or the thermometer code of ages (chapter 6) {shown}")
+        elif kind.startswith("bool"):
             parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=shown)
         elif kind.startswith("tuple"):
             parser.add_argument(option, type=float, nargs=2, default=None, help=shown)
@@ -103,19 +109,27 @@ def _check_out(out: Path) -> Path:
 
 
 def run_train_gan(args: argparse.Namespace, context) -> Path:
-    from .course import gan_config, split_indices
+    from .age_axis import AGE_RANGE, SIX_GROUPS, condition_for_ages
+    from .course import age_axis_run_dir, gan_config, split_indices
     from .device import pick_device
     from .train_gan import GanConfig, train_gan
 
     if args.synthetic_data is not None and args.synthetic_data < 1:
         raise ValueError(f"--synthetic-data must be a positive number of images, got {args.synthetic_data}")
     settings = _settings(args, GanConfig)
-    out = _check_out(args.out or paths.run_dir(args.dataset))
+    scheme = settings.get("condition", "groups")
+    # Another scheme than chapter 2's groups gets its own folder (chapter 6's), never chapter 2's gan.pt.
+    out = _check_out(args.out or (paths.run_dir(args.dataset) if scheme == "groups"
+                                  else age_axis_run_dir(scheme, args.dataset)))
     device = pick_device(args.device)
     if args.synthetic_data:
         # The notebooks' settings, so a headless run makes the checkpoint chapters 3 to 5 expect.
-        config = gan_config(None, device, n_classes=args.synthetic_groups, **settings)
+        groups = {"n_classes": args.synthetic_groups} if scheme == "groups" else {}  # a scheme has its own size
+        config = gan_config(None, device, **groups, **settings)
         images, labels = synthetic_faces(args.synthetic_data, config.image_size, config.n_classes, config.seed)
+        if scheme != "groups":  # random ages over the schemes' range, coded by the scheme
+            ages = np.random.default_rng(config.seed + 1).integers(AGE_RANGE[0], AGE_RANGE[1] + 1, len(images))
+            labels = condition_for_ages(ages, scheme).numpy()
     else:
         from .data import load_face_cache
 
@@ -123,13 +137,18 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
         # Rank 0 builds the cache (and downloads) first; the others then read it.
         if not context.is_main:
             barrier(context)
+        # The age-axis schemes train on faces of all ages (Age-cGAN's six groups), a side cache
+        # that leaves chapter 1's choice of groups, which chapters 2-5 follow, untouched.
+        extra = {} if scheme == "groups" else {"age_groups": SIX_GROUPS, "remember": False}
         cache = load_face_cache(dataset=args.dataset, image_size=settings.get("image_size", GanConfig.image_size),
-                                progress=context.is_main)
+                                progress=context.is_main, **extra)
         if context.is_main:
             barrier(context)
         config = gan_config(cache, device, **settings)  # age groups and size from the cache
         train, _ = split_indices(cache)  # held-out people stay unseen, as in the notebooks
         images, labels = cache.images[train], cache.labels[train]
+        if scheme != "groups":
+            labels = condition_for_ages(cache.table["age"].to_numpy()[train], scheme).numpy()
     result = train_gan(images, labels, config, out, resume=args.resume, progress=not args.no_progress,
                        device=args.device, context=context)
     _write_digest(args, context, state_digest(result.generator))

@@ -101,3 +101,16 @@ def test_torchrun_gloo_trains_identical_replicas_and_resumes(tmp_path):
     encoder_digests = rank_digests(tmp_path / "encoder")
     assert encoder_digests[0] == encoder_digests[1]
     assert load_checkpoint(tmp_path / "encoder.pt", "encoder")["step"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["thermometer", "six-groups"])
+def test_torchrun_trains_an_age_axis_scheme(tmp_path, scheme):
+    """``train-gan --condition`` under torchrun: identical replicas, and the checkpoint records the scheme."""
+    torchrun("train-gan", "--condition", scheme, "--synthetic-data", "48", "--image-size", "32", "--width", "4",
+             "--z-dim", "8", "--batch-size", "8", "--steps", "3", "--log-every", "1", "--sample-every", "3",
+             "--digest-file", str(tmp_path / "gan"), out=tmp_path)
+    digests = rank_digests(tmp_path / "gan")
+    assert digests[0] == digests[1]
+    config = load_checkpoint(tmp_path / "gan.pt", "gan")["config"]
+    assert config["condition"] == scheme and config["n_classes"] == {"thermometer": 7, "six-groups": 6}[scheme]
