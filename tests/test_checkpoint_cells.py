@@ -188,3 +188,54 @@ def test_chapter5_checkpoint(broken, home_with):
             run_checkpoint("05_aging.ipynb", **variables)
     else:
         run_checkpoint("05_aging.ipynb", **variables)
+
+
+class LevelGenerator(nn.Module):
+    """A toy age-axis generator: its face is as bright as the thermometer code says; ``obeys=False`` ignores it."""
+
+    def __init__(self, obeys: bool = True):
+        super().__init__()
+        self.z_dim, self.n_classes, self.image_size, self.obeys = 4, 7, 32, obeys
+        self.unused = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z, condition):
+        level = condition.sum(1) / 7 - 0.5 if self.obeys else torch.zeros(len(z))
+        return (level + 0 * z[:, 0] + self.unused)[:, None, None, None].expand(-1, 3, 32, 32)
+
+
+class ZeroEncoder(nn.Module):
+    def forward(self, images):
+        return torch.zeros(len(images), 4)
+
+
+@pytest.mark.parametrize("broken", [True, False], ids=["age ignored", "age obeyed"])
+def test_chapter6_checkpoint(broken):
+    """The response curve and the ground-truth table come from the chapter's own functions, in a toy world
+    where age is brightness and people differ by a fixed pattern."""
+    from course_utils import age_axis
+    from course_utils.age_axis import AgeJudge
+
+    class LevelJudge(AgeJudge):
+        def forward(self, images):
+            return 15 + (images.mean((1, 2, 3)) + 0.5) * 70
+
+    generator, judge = LevelGenerator(obeys=not broken), LevelJudge(32, 4)
+    condition_of = age_axis.scheme_condition("thermometer")
+    fit = pd.Series(age_axis.curve_fit(age_axis.response_curve(generator, judge, condition_of, n_noise=4)))
+    pattern = np.random.default_rng(0).integers(-20, 21, (3, 1, 32, 32, 3))
+    levels = np.array([(condition_of(a).sum().item() / 7 - 0.5 + 1) * 127.5 for a in (20, 30, 40, 50, 60, 70)])
+    images = np.clip(levels[None, :, None, None, None] + pattern, 0, 255).astype(np.uint8)
+    people = age_axis.AxisPeople(np.arange(3), (20, 30, 40, 50, 60, 70), images)
+    means = {a: torch.full((3, 32, 32), float(levels[k] / 127.5 - 1)) for k, a in enumerate(people.ages)}
+    pairs = age_axis.ground_truth_along_axis(generator, ZeroEncoder(), people, condition_of, means, refine_steps=0)
+    methods = [c for c in pairs.columns if c not in ("person", "from", "to", "gap", "direction")]
+    variables = dict(judge_scores={"judge_mae": 3.0, "mean_baseline_mae": 15.0}, better="thermometer",
+                     better_fit=fit, by_gap=pairs.groupby("gap")[methods].mean())
+    if broken:
+        with pytest.raises(AssertionError, match="follow the requested age|beat doing nothing"):
+            run_checkpoint("06_age_axis.ipynb", **variables)
+    else:
+        run_checkpoint("06_age_axis.ipynb", **variables)
+    with pytest.raises(AssertionError, match="clearly beat the mean"):
+        run_checkpoint("06_age_axis.ipynb", **{**variables, "judge_scores": {"judge_mae": 14.0,
+                                                                             "mean_baseline_mae": 15.0}})
