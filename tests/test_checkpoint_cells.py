@@ -203,7 +203,9 @@ class LevelGenerator(nn.Module):
         return (level + 0 * z[:, 0] + self.unused)[:, None, None, None].expand(-1, 3, 32, 32)
 
 
-class ZeroEncoder(nn.Module):
+class ZeroLatent(nn.Module):
+    """An encoder that answers z = 0 (4-dimensional, for LevelGenerator)."""
+
     def forward(self, images):
         return torch.zeros(len(images), 4)
 
@@ -227,7 +229,7 @@ def test_chapter6_checkpoint(broken):
     images = np.clip(levels[None, :, None, None, None] + pattern, 0, 255).astype(np.uint8)
     people = age_axis.AxisPeople(np.arange(3), (20, 30, 40, 50, 60, 70), images)
     means = {a: torch.full((3, 32, 32), float(levels[k] / 127.5 - 1)) for k, a in enumerate(people.ages)}
-    pairs = age_axis.ground_truth_along_axis(generator, ZeroEncoder(), people, condition_of, means, refine_steps=0)
+    pairs = age_axis.ground_truth_along_axis(generator, ZeroLatent(), people, condition_of, means, refine_steps=0)
     methods = [c for c in pairs.columns if c not in ("person", "from", "to", "gap", "direction")]
     variables = dict(judge_scores={"judge_mae": 3.0, "mean_baseline_mae": 15.0}, better="thermometer",
                      better_fit=fit, by_gap=pairs.groupby("gap")[methods].mean())
