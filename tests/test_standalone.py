@@ -94,3 +94,13 @@ def test_a_bad_settings_note_in_the_cache_falls_back_to_the_defaults(note, tmp_p
     (paths.cache_dir("mini-wiki") / "latest.json").write_text(note)
     assert latest_face_settings("mini-wiki") == {"age_groups": DEFAULT_AGE_GROUPS, "image_size": 64}
     assert "ignoring latest.json" in capsys.readouterr().out
+
+
+def test_chapter6_setup_runs_on_an_empty_home_and_leaves_chapter1s_note(tiny_course, tmp_path, monkeypatch):
+    """Chapter 6 needs no earlier model; its side cache of six groups never becomes 'the latest settings'."""
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path / "home"))
+    namespace = {"__name__": "__main__"}
+    exec(compile(setup_cell("06_age_axis.ipynb"), "06_age_axis.ipynb", "exec"), namespace)
+    assert len(namespace["faces"].age_groups) == 6
+    assert not (paths.cache_dir() / "latest.json").exists()
+    assert namespace["train_idx"].size and namespace["val_idx"].size
