@@ -73,34 +73,40 @@ def run_size(dataset: str | None = None, device: torch.device | None = None) -> 
     return RUN_SIZES[(kind, hardware)]
 
 
-def _warn_if_slow(size: RunSize, steps: int, what: str) -> None:
+def _warn_if_slow(size: RunSize, steps: int, what: str, dataset: str) -> None:
     """Before a long CPU run on real data, say how long it should take (an estimate)."""
-    if size.seconds_per_gan_step is None or paths.dataset_name() == "mini-wiki":
+    if size.seconds_per_gan_step is None or dataset == "mini-wiki":
         return
     minutes = steps * size.seconds_per_gan_step / 60
-    print(f"Training the {what} on {paths.dataset_name()} on a CPU: {steps} steps, roughly {minutes:.0f} min "
+    print(f"Training the {what} on {dataset} on a CPU: {steps} steps, roughly {minutes:.0f} min "
           f"(an estimate from a 2-core CPU; a GPU is far faster). {size.note}.", flush=True)
 
 
 def gan_config(faces: FaceCache | None = None, device: torch.device | None = None, **overrides) -> GanConfig:
-    """The course's GAN settings for ``faces`` (its age groups and image size), sized by :func:`run_size`."""
-    size = run_size(device=device)
+    """The course's GAN settings for ``faces`` (its age groups and image size), sized by :func:`run_size`
+    for the faces' dataset (without faces: the current dataset; no time estimate is printed)."""
+    dataset = (faces.dataset or None) if faces is not None else None
+    size = run_size(dataset, device)
     settings = dict(steps=size.gan_steps, width=size.width, batch_size=size.batch_size)
     if faces is not None:
         settings.update(n_classes=len(faces.age_groups), image_size=faces.images.shape[1])
     config = GanConfig(**{**settings, **overrides})
-    _warn_if_slow(size, config.steps, "GAN")
+    if faces is not None:
+        _warn_if_slow(size, config.steps, "GAN", dataset or paths.dataset_name())
     return config
 
 
-def encoder_config(generator: Generator, device: torch.device | None = None, **overrides) -> EncoderConfig:
-    """The course's encoder settings for ``generator``'s z, groups and size, sized by :func:`run_size`."""
-    size = run_size(device=device)
+def encoder_config(generator: Generator, device: torch.device | None = None, dataset: str | None = None,
+                   **overrides) -> EncoderConfig:
+    """The course's encoder settings for ``generator``'s z, groups and size, sized by :func:`run_size`
+    for ``dataset`` (default: the current one)."""
+    dataset = dataset or paths.dataset_name()
+    size = run_size(dataset, device)
     settings = {"steps": size.encoder_steps}
     if size is RUN_SIZES[("tiny", "any")]:
         settings.update(width=8, hidden=64, batch_size=16, eval_pairs=64)
     config = EncoderConfig.for_generator(generator, **{**settings, **overrides})
-    _warn_if_slow(size, config.steps, "encoder")
+    _warn_if_slow(size, config.steps, "encoder", dataset)
     return config
 
 

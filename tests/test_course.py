@@ -6,6 +6,7 @@ import torch
 
 from course_utils import course
 from course_utils.data import FaceCache
+from course_utils.models import Generator
 from course_utils.train_encoder import EncoderConfig
 from course_utils.train_gan import GanConfig
 
@@ -79,15 +80,19 @@ def test_the_mini_wiki_cpu_run_is_the_config_defaults(course_sizes):
 
 def test_real_data_sizes_the_run_by_device_and_warns_on_a_cpu(course_sizes, monkeypatch, capsys):
     monkeypatch.setenv("FACE_AGING_DATASET", "wiki")
-    cpu = course.gan_config(device=torch.device("cpu"))
+    faces = striped_faces()
+    faces.dataset = "wiki"
+    cpu = course.gan_config(faces, device=torch.device("cpu"))
     assert cpu.steps == course.RUN_SIZES[("real", "cpu")].gan_steps > GanConfig().steps
     warning = capsys.readouterr().out
     assert "on a CPU" in warning and "min" in warning and "estimate" in warning
-    gpu = course.gan_config(device=torch.device("cuda"))
+    gpu = course.gan_config(faces, device=torch.device("cuda"))
     assert (gpu.steps, gpu.width) == (course.RUN_SIZES[("real", "gpu")].gan_steps, 64)
     assert capsys.readouterr().out == ""  # no CPU warning on a GPU
-    monkeypatch.setenv("FACE_AGING_DATASET", "mini-wiki")
-    course.gan_config(device=torch.device("cpu"))
+    encoder = course.encoder_config(Generator(100, 2, 64, 8), torch.device("cpu"))
+    assert encoder.steps == course.RUN_SIZES[("real", "cpu")].encoder_steps and "encoder" in capsys.readouterr().out
+    faces.dataset = "mini-wiki"
+    course.gan_config(faces, device=torch.device("cpu"))
     assert capsys.readouterr().out == ""  # the course run needs no warning
 
 
