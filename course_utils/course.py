@@ -20,6 +20,7 @@ from .checkpoints import load_checkpoint
 from .data import FaceCache, latest_face_settings, load_face_cache, split_by_identity
 from .device import pick_device
 from .models import Encoder, Generator
+from .tensors import to_model_range
 from .train_encoder import EncoderConfig, load_encoder, train_encoder
 from .train_gan import GanConfig, load_generator, train_gan
 
@@ -132,6 +133,39 @@ def split_indices(faces: FaceCache) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation row indices of the cache, split by person (the same in every chapter)."""
     train, val = split_by_identity(faces.table.reset_index(drop=True), VAL_FRACTION, SPLIT_SEED)
     return train.index.to_numpy(), val.index.to_numpy()
+
+
+def group_means(faces: FaceCache) -> torch.Tensor:
+    """The mean training face of each age group, (K, 3, H, W) in [-1, 1]: the edit's population prior
+    (``aging.EditSettings``) and chapter 5's "input + mean group difference" baseline."""
+    train, _ = split_indices(faces)
+    images, labels = faces.images[train], faces.labels[train]
+    return torch.stack([to_model_range(images[labels == group]).mean(0) for group in range(len(faces.age_groups))])
+
+
+REPORTED_FACES = 96  # chapter 5 reports on this many held-out faces; scripts/tune_edit.py tunes on the others
+
+
+def reported_faces(val_idx: np.ndarray) -> np.ndarray:
+    """The held-out faces chapter 5 reports on (the same in every run)."""
+    return val_idx[np.random.default_rng(0).choice(len(val_idx), REPORTED_FACES, replace=False)]
+
+
+def ground_truth_at_other_group(faces: FaceCache, indices) -> tuple[np.ndarray, np.ndarray]:
+    """mini-wiki only: each face re-rendered as the same person, moved to the other of two groups by the
+    distance between the group centres -> (target labels (N,), truth uint8 (N, H, W, 3))."""
+    from .data import render_ground_truth
+
+    indices = np.asarray(indices)
+    labels = faces.labels[indices]
+    centres = [np.mean(group) for group in faces.age_groups]
+    if len(centres) != 2:
+        raise ValueError(f"ground truth moves faces between two groups, the faces have {len(centres)}")
+    gap = centres[1] - centres[0]
+    years = faces.table["age"].to_numpy()[indices] + np.where(labels == 0, gap, -gap)
+    truth = np.stack([render_ground_truth(faces.dataset_root, faces.table["full_path"].iloc[i], age,
+                                          image_size=faces.images.shape[1]) for i, age in zip(indices, years)])
+    return 1 - labels, truth
 
 
 def _announce(what: str, missing: str) -> None:

@@ -46,6 +46,8 @@ class AgeSliderApp:
     a ``classifier`` an uploaded face is assumed to be in the first age group
     (the status line says so). ``age_groups`` are the data's
     (``faces.age_groups`` of the face cache), one per generator group.
+    ``group_means`` (``course.group_means(faces)``) lets the edit clean its
+    change (``aging.EditSettings``).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class AgeSliderApp:
         classifier=None,
         refine_steps: int = 50,
         display_size: int = 192,
+        group_means=None,
     ):
         faces = np.asarray(faces)
         labels = np.asarray(labels).astype(int)
@@ -74,6 +77,7 @@ class AgeSliderApp:
         self.generator, self.encoder, self.classifier = generator, encoder, classifier
         self.faces, self.labels = faces, labels
         self.refine_steps = refine_steps
+        self.group_means = group_means  # (K, 3, H, W) mean training faces: the edit's mask and blend
         self.display_size = display_size
         self.cache = LatentCache()
         self.last_render_ms: float | None = None
@@ -176,6 +180,7 @@ class AgeSliderApp:
                 self._face, position, self.generator, self.encoder,
                 source=self._source, classifier=self.classifier,
                 refine_steps=self.refine_steps, cache=self.cache, output=self.output.value,
+                group_means=self.group_means,
             )
             photo_view = self._photo_panels(result) if self._photo is not None else None
         except Exception as error:  # show model/input problems as text, keep the last image
