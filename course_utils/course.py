@@ -114,6 +114,11 @@ def encoder_config(generator: Generator, device: torch.device | None = None, dat
     return config
 
 
+def is_smoke_run() -> bool:
+    """Whether this is a ``FACE_AGING_RUN_SIZE=tiny`` run: seconds of training, results mean nothing."""
+    return run_size() is RUN_SIZES[("tiny", "any")]
+
+
 def mini_wiki_thresholds_apply() -> bool:
     """Whether a checkpoint cell also asserts the thresholds tuned on the mini-wiki course run.
 
@@ -123,7 +128,7 @@ def mini_wiki_thresholds_apply() -> bool:
     for a ``FACE_AGING_RUN_SIZE=tiny`` smoke run. Prints which checks apply.
     """
     dataset, size = paths.dataset_name(), run_size()
-    applies = dataset == "mini-wiki" and size is not RUN_SIZES[("tiny", "any")]
+    applies = dataset == "mini-wiki" and not is_smoke_run()
     if applies:
         print("checks: those for every dataset, plus the thresholds measured on the mini-wiki course run")
     else:

@@ -82,29 +82,19 @@ def checkpoint_cell(notebook):
     return next(c for c in cells[start + 1:] if c.cell_type == "code")
 
 
-# The one assert known not to hold at the tiny size (measured; see the report in the commit):
-# an encoder trained for seconds on a generator trained for seconds reconstructs held-out
-# faces worse than the mean face (13.3 vs 15.4 dB PSNR; still below it with a width-16,
-# 200-step generator and an 800-step encoder). The check stays in the chapter; this test
-# reports the gap as an expected failure, and any other failing cell fails the test.
-KNOWN_TINY_GAP = ("04_encoder", "reconstructions are no better than the mean face")
-
-
 def errors(notebook) -> list[str]:
     return [f"{o.ename}: {o.evalue}" for c in notebook.cells if c.cell_type == "code"
             for o in c.get("outputs", []) if o.output_type == "error"]
 
 
 def run_chapters(out_dir: Path) -> dict[str, nbformat.NotebookNode]:
-    """Execute chapters 1-5 in order; a failing cell raises CellExecutionError, except that of
-    ``KNOWN_TINY_GAP``, whose chapter runs on to its end (the later chapters need its encoder)."""
+    """Execute chapters 1-5 in order; a failing cell (or assert) raises CellExecutionError."""
     from nbclient import NotebookClient
 
     executed = {}
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                                allow_errors=path.stem == KNOWN_TINY_GAP[0],
                                 resources={"metadata": {"path": str(path.parent)}})  # ../assets resolves
         try:
             client.execute()
@@ -126,8 +116,7 @@ def test_chapters_1_to_5_on_a_real_layout_wiki_mirror(mirror, tmp_path, monkeypa
     (tmp_path / "executed").mkdir()
 
     executed = run_chapters(tmp_path / "executed")  # raises CellExecutionError if a cell or assert fails
-    gap = errors(executed[KNOWN_TINY_GAP[0]])
-    assert gap in ([], [f"AssertionError: {KNOWN_TINY_GAP[1]}"]), gap
+    assert not any(errors(notebook) for notebook in executed.values())
 
     assert mirror.requests == ["/wiki_crop.tar"]
     data = home / "datasets" / "wiki" / "wiki_crop"
@@ -144,13 +133,12 @@ def test_chapters_1_to_5_on_a_real_layout_wiki_mirror(mirror, tmp_path, monkeypa
 
     # Chapters 2-5: only the checks that hold on every dataset were asserted.
     for name in ("02_cgan", "03_conditioning", "04_encoder", "05_aging"):
-        if gap and name == KNOWN_TINY_GAP[0]:
-            continue  # its checkpoint cell stopped at the gap, before printing which checks apply
         assert NOT_APPLIED in cell_text(checkpoint_cell(executed[name])), name
         assert "(wiki, FACE_AGING_RUN_SIZE=tiny" in cell_text(checkpoint_cell(executed[name])), name
 
     # The models were trained for the wiki run, and nothing was made for mini-wiki.
     assert {p.name for p in (home / "runs" / "wiki").glob("*.pt")} >= {"gan.pt", "classifier.pt", "encoder.pt"}
     assert not (home / "runs" / "mini-wiki").exists()
-    if gap:
-        pytest.xfail(f"chapter 4 at FACE_AGING_RUN_SIZE=tiny: {gap[0]} (every other cell of chapters 1-5 ran)")
+    # A smoke run's encoder cannot beat the mean face on real photos (13.3 vs 15.4 dB measured):
+    # chapter 4 says so instead of asserting it, and still checks the encoder's own job.
+    assert "smoke run: held-out reconstructions are not compared" in cell_text(checkpoint_cell(executed["04_encoder"]))
