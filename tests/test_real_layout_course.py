@@ -78,7 +78,7 @@ def cell_text(cell) -> str:
 def checkpoint_cell(notebook):
     """The first code cell after the '## Checkpoint' heading."""
     cells = notebook.cells
-    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Checkpoint"))
+    start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and "## Checkpoint" in c.source)
     return next(c for c in cells[start + 1:] if c.cell_type == "code")
 
 
