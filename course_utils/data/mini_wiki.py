@@ -96,6 +96,9 @@ def plan_entries(n_entries: int, seed: int) -> tuple[dict, list[dict]]:
         identity.extra = {"gender_known": bool(rng.random() >= UNKNOWN_GENDER_RATE),
                           "name_known": bool(rng.random() >= EMPTY_NAME_RATE)}
         identities[name] = identity
+    for flag in ("gender_known", "name_known"):  # even a small build has some of each, like the real file
+        if all(identity.extra[flag] for identity in identities.values()):
+            identities[names[int(rng.integers(n_people))]].extra[flag] = False
     # Everyone gets one photo; the rest go to random people (several ages each).
     owners = np.concatenate([np.arange(n_people), rng.integers(0, n_people, n_entries - n_people)])
     owners = rng.permutation(owners)
