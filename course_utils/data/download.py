@@ -124,7 +124,7 @@ def _remove_stale_mini_wiki(target: Path, archive: Path) -> None:
     path = target if target.exists() else archive
     reason = stale_reason(path) if path.exists() else None
     if reason:
-        print(f"Rebuilding mini-wiki: {path} is out of date ({reason}).", flush=True)
+        print(f"Rebuilding mini-wiki: {path} is out of date: {reason}.", flush=True)
         if target.exists():
             shutil.rmtree(target)
         archive.unlink(missing_ok=True)

@@ -332,7 +332,7 @@ def stale_reason(path) -> str | None:
     if version is None or version == RENDERER_VERSION:
         return None
     return (f"it was drawn by mini-wiki renderer version {version}, and this course draws version "
-            f"{RENDERER_VERSION} (faces aged differently)")
+            f"{RENDERER_VERSION}, which ages faces differently")
 
 
 def render_ground_truth(dataset_root, full_path: str, target_age: float, image_size: int = 64,

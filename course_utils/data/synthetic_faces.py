@@ -18,15 +18,15 @@ looks about 45: a few grey hairs at the temples at most, and light lines.
   have half or more of their hair grey (Panhard, Lozano & Loussouarn 2012,
   "Greying of the human hair: a worldwide survey, revisiting the '50' rule of
   thumb", Br J Dermatol). Here onset ~ N(35, 8) years (5 years later for the
-  darkest skin tones), then the grey share grows by ~1/55 per year times a
-  personal rate (log-normal, ~x0.55 to x1.8), about 1.5 times as fast at the
+  darkest skin tones), then the grey share grows by ~1/45 per year times a
+  personal rate (log-normal, ~x0.55 to x1.8), about twice as fast at the
   temples; at 50 about one person in ten is half grey.
 * Hairline recession (men): a slight recession at the temples is usual after
-  adolescence, and marked recession (Norwood type III or more) affects a share
-  of men that grows with every decade, very roughly a fifth in their 20s-30s
-  and half by 50 (~; Hamilton 1951, "Patterned loss of hair in man: types and
-  incidence", Ann N Y Acad Sci; Norwood 1975, "Male pattern baldness:
-  classification and incidence", South Med J). Here each man starts receding at
+  adolescence, and patterned hair loss of some degree affects a share of men
+  that grows with every decade, very roughly a fifth to a third in their
+  30s and about half by 50 (~; Hamilton 1951, "Patterned loss of hair in
+  man: types and incidence", Ann N Y Acad Sci; Norwood 1975, "Male pattern
+  baldness: classification and incidence", South Med J). Here each man starts receding at
   an age uniform in 15-85 and reaches his own maximum over ~30 years. Women
   mostly keep the frontal hairline (pattern loss thins the crown instead:
   Ludwig 1977, "Classification of the types of androgenetic alopecia (common
@@ -194,8 +194,8 @@ def random_identity(rng: np.random.Generator, gender: str | None = None) -> Iden
 
 # --- how age changes a face (all continuous in age; schedules in the module docstring) ---
 
-GREY_YEARS = 55.0  # years from the first grey hair to white, at rate 1
-TEMPLE_GREY = 1.5  # temples grey this much faster
+GREY_YEARS = 45.0  # years from the first grey hair to white, at rate 1
+TEMPLE_GREY = 2.0  # temples grey this much faster
 RECESSION_YEARS = 30.0
 WRINKLE_SCHEDULE = {  # cue: (starting age, years to full depth at rate 1, depth at the start)
     "forehead": (24.0, 50.0, 0.0),
@@ -236,12 +236,6 @@ def wrinkle_depths(skin_age: float) -> dict:
             for cue, (start, years, start_depth) in WRINKLE_SCHEDULE.items()}
 
 
-def line_strength(age: float) -> float:
-    """Overall visibility of lines at skin age ``age`` (forehead and crow's feet), 0..1."""
-    depths = wrinkle_depths(age)
-    return 0.5 * (depths["forehead"] + depths["crows_feet"])
-
-
 def _mix(a, b, t: float) -> tuple:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return tuple(int(round(v)) for v in np.clip(a + (b - a) * t, 0, 255))
@@ -252,8 +246,8 @@ def aged_skin(skin, age: float) -> tuple:
     skin = np.asarray(skin, float)
     pale = _ramp(age, 30.0, 60.0)
     grey = skin.mean() * np.array([1.0, 0.97, 0.95])
-    duller = skin + (grey - skin) * 0.35 * pale
-    return _mix(duller, (235, 225, 215), 0.12 * pale)
+    duller = skin + (grey - skin) * 0.45 * pale
+    return _mix(duller, (235, 225, 215), 0.15 * pale)
 
 
 def aged_hair(hair, age: float, onset: float, rate: float = 1.0, temples: bool = False) -> tuple:
@@ -397,7 +391,7 @@ def _draw_person(draw, frame, ident: Identity, age, photo: _Photo, rx, ry) -> No
     temple_hair = aged_hair(ident.hair_colour, age, ident.grey_onset, ident.grey_rate, temples=True)
     rec = recession(age, ident.recession_tendency, ident.recession_onset)
     depths = wrinkle_depths(skin_age)
-    lines = 0.5 * (depths["forehead"] + depths["crows_feet"])
+    lines = 0.5 * (depths["forehead"] + depths["crows_feet"])  # heavier lids, paler lips, thinner brows
     volume = 0.18 * ident.hair_volume
     # Faces fill out a little in youth and sag a little later (jowls widen the jaw).
     jaw = ident.jaw * (1.0 - 0.5 * _ramp(skin_age, 45.0, 40.0)) + 0.05 * np.clip((25 - age) / 10, 0, 1)
@@ -476,7 +470,7 @@ def _draw_eyes_and_brows(draw, frame, ident, bags, lines, skin, hair, rx, ry, ya
         # Eye bags, usually from about 40.
         if bags > 0:
             draw.line(frame(_ellipse(ex, eye_y + ery * 1.2, erx * 0.9, ery * 1.4, 0.15 * math.pi, 0.85 * math.pi, 12)),
-                      fill=_mix(skin, np.asarray(skin, float) * 0.5, 0.7 * bags), width=frame.width(0.03 + 0.02 * bags))
+                      fill=_mix(skin, np.asarray(skin, float) * 0.5, 0.9 * bags), width=frame.width(0.035 + 0.03 * bags))
         draw.polygon(frame(_ellipse(ex, eye_y, erx, ery)), fill=(240, 240, 235))
         draw.polygon(frame(_ellipse(ex + yaw * 0.3, eye_y, ery * 0.95, ery * 0.95)), fill=tuple(ident.eye_colour))
         draw.polygon(frame(_ellipse(ex + yaw * 0.3, eye_y, ery * 0.45, ery * 0.45)), fill=(15, 15, 15))
@@ -516,7 +510,7 @@ def _draw_nose_mouth(draw, frame, ident, age, lines, skin, hair, rx, ry, yaw, sm
 
 def _crease(skin, depth: float) -> tuple:
     """Line colour: darker than the skin in proportion to depth, so lines show on every skin tone."""
-    return _mix(skin, np.asarray(skin, float) * 0.4, 0.9 * depth)
+    return _mix(skin, np.asarray(skin, float) * 0.35, depth)
 
 
 def _draw_wrinkles(draw, frame, ident, depths, skin, top, rx, ry, yaw) -> None:
@@ -531,7 +525,7 @@ def _draw_wrinkles(draw, frame, ident, depths, skin, top, rx, ry, yaw) -> None:
                 continue
             span = 0.55 * rx * (1 - 0.1 * i)
             draw.line(frame(_curve((-span + yaw, y), (span + yaw, y), 0.04)), fill=_crease(skin, forehead),
-                      width=frame.width(0.02 + 0.035 * forehead))
+                      width=frame.width(0.025 + 0.04 * forehead))
     # Nasolabial folds from the nose wings to beyond the mouth corners.
     folds = depths["folds"]
     nose_tip = (-0.02 + ident.nose_length) * ry
