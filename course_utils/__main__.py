@@ -165,7 +165,8 @@ def run_train_encoder(args: argparse.Namespace, context) -> Path:
 
     out = _check_out(args.out or paths.run_dir(args.dataset))
     generator = load_generator(args.gan or out / "gan.pt")
-    config = encoder_config(generator, pick_device(args.device), **_settings(args, EncoderConfig))
+    config = encoder_config(generator, pick_device(args.device), dataset=args.dataset,
+                            **_settings(args, EncoderConfig))
     result = train_encoder(generator, config, out, resume=args.resume, progress=not args.no_progress,
                            device=args.device, context=context)
     _write_digest(args, context, state_digest(result.encoder))

@@ -46,6 +46,8 @@ class AgeSliderApp:
     a ``classifier`` an uploaded face is assumed to be in the first age group
     (the status line says so). ``age_groups`` are the data's
     (``faces.age_groups`` of the face cache), one per generator group.
+    ``group_means`` (``course.group_means(faces)``) lets the edit clean its
+    change (``aging.EditSettings``).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class AgeSliderApp:
         classifier=None,
         refine_steps: int = 50,
         display_size: int = 192,
+        group_means=None,
     ):
         faces = np.asarray(faces)
         labels = np.asarray(labels).astype(int)
@@ -69,6 +72,7 @@ class AgeSliderApp:
         self.generator, self.encoder, self.classifier = generator, encoder, classifier
         self.faces, self.labels = faces, labels
         self.refine_steps = refine_steps
+        self.group_means = group_means  # (K, 3, H, W) mean training faces: the edit's mask and blend
         self.display_size = display_size
         self.cache = LatentCache()
         self.last_render_ms: float | None = None
@@ -231,7 +235,7 @@ class AgeSliderApp:
         return years_to_position(years, self.age_groups)
 
     def _aging_options(self) -> dict:
-        return {}
+        return {"group_means": self.group_means}
 
     def _group_name(self, group: int) -> str:
         low, high = self.age_groups[group]

@@ -37,6 +37,7 @@ def main() -> None:
     _, val_idx = course.split_indices(faces)
     generator = course.ensure_generator(faces, progress=False)
     encoder = course.ensure_encoder(generator, progress=False)
+    means = course.group_means(faces)  # as chapter 5: the edit's cleaned change
     young = [i for i in val_idx if faces.labels[i] == 0][:args.people]
     fig, axes = plt.subplots(2 * len(young), len(TARGET_YEARS) + 1, figsize=(9, 3.3 * len(young)))
     cache = LatentCache()
@@ -49,7 +50,7 @@ def main() -> None:
         bottom[0].axis("off")
         for column, years in enumerate(TARGET_YEARS, start=1):
             result = age_face(face, years_to_position(years, faces.age_groups), generator, encoder,
-                              source=0, refine_steps=100, cache=cache)
+                              source=0, refine_steps=100, cache=cache, group_means=means)
             top[column].imshow(result.aged)
             top[column].set_title(f"ours, {years} y", fontsize=9)
             bottom[column].imshow(render_ground_truth(faces.dataset_root, path, age + years - TARGET_YEARS[0]))

@@ -6,7 +6,8 @@ from torch import nn
 
 from pathlib import Path
 
-from course_utils.aging import AgingResult, LatentCache, age_face, age_photo, edit_photo, encode, refine_latent
+from course_utils.aging import (AgingResult, EditSettings, LatentCache, age_face, age_photo, edit_photo, encode,
+                                refine_latent)
 from course_utils.photo import NoFaceFound, crop_face, find_face, load_photo
 from course_utils.tensors import one_hot
 
@@ -232,17 +233,37 @@ def test_latent_cache_evicts_least_recently_used():
 def test_edit_is_the_photo_plus_the_age_change_and_is_the_default(models):
     generator, encoder = models
     cache = LatentCache()
-    edit = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=2, cache=cache)
-    redraw = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=2, cache=cache, output="redraw")
+    raw = EditSettings.raw()
+    edit = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=2, cache=cache, edit_settings=raw)
+    redraw = age_face(a_face(), 1, generator, encoder, source=0, refine_steps=2, cache=cache, output="redraw",
+                      edit_settings=raw)
     assert edit.output == "edit" and redraw.output == "redraw"
     assert np.array_equal(edit.aged, edit.edit) and np.array_equal(redraw.aged, redraw.redraw)
     assert np.array_equal(edit.edit, redraw.edit) and np.array_equal(edit.redraw, redraw.redraw)
-    expected = np.clip(a_face().astype(int) + edit.redraw.astype(int) - edit.reconstruction.astype(int), 0, 255)
-    assert np.array_equal(edit.edit, expected)
-    assert np.array_equal(edit.change, edit.redraw.astype(np.float32) - edit.reconstruction)
+    # The raw change is G(z, target) - G(z, source); the uint8 images round it by at most a level each.
+    assert np.abs(edit.change - (edit.redraw.astype(np.float32) - edit.reconstruction)).max() <= 1.0
+    assert np.array_equal(edit.edit, np.clip(np.rint(a_face() + edit.change), 0, 255).astype(np.uint8))
     assert not np.array_equal(edit.edit, edit.redraw)
     with pytest.raises(ValueError, match="output must be one of"):
         age_face(a_face(), 1, generator, encoder, source=0, refine_steps=0, output="aged")
+
+
+def test_cleaned_edit_keeps_what_age_never_changes_and_leans_on_the_average(models):
+    generator, encoder = models
+    means = torch.zeros(2, 3, SIZE, SIZE)
+    means[1, :, SIZE // 2:] = 0.5  # the groups differ in the lower half only
+    face = a_face()
+    result = age_face(face, 1, generator, encoder, source=0, refine_steps=2, group_means=means)
+    assert np.array_equal(result.edit[:SIZE // 2], face[:SIZE // 2])  # mask closed: untouched
+    assert not np.array_equal(result.edit[SIZE // 2:], face[SIZE // 2:])
+    average_only = age_face(face, 1, generator, encoder, source=0, refine_steps=2, group_means=means,
+                            edit_settings=EditSettings(model_weight=0.0))
+    assert np.allclose(average_only.change[SIZE // 2:], 0.5 * 127.5) and not average_only.change[:SIZE // 2].any()
+    back = age_face(face, 0, generator, encoder, source=1, refine_steps=2, group_means=means,
+                    edit_settings=EditSettings(model_weight=0.0))
+    assert np.allclose(back.change, -average_only.change)  # the average change runs both ways
+    with pytest.raises(ValueError, match="smoothing"):
+        EditSettings(smoothing=2)
 
 
 PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"

@@ -6,6 +6,8 @@ import torch
 
 from course_utils import course
 from course_utils.data import FaceCache
+from course_utils.models import Generator
+from course_utils.train_encoder import EncoderConfig
 from course_utils.train_gan import GanConfig
 
 
@@ -32,7 +34,7 @@ def test_split_keeps_each_person_on_one_side():
 
 def test_classifier_is_the_same_whatever_ran_before(tmp_path, monkeypatch):
     monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
-    monkeypatch.setattr(course, "CLASSIFIER_EPOCHS", 1)
+    monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")
     faces = striped_faces()
     torch.manual_seed(1)
     first, _ = course.train_age_classifier(faces, progress=False)
@@ -44,7 +46,7 @@ def test_classifier_is_the_same_whatever_ran_before(tmp_path, monkeypatch):
 
 def test_ensure_classifier_rebuilds_when_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
-    monkeypatch.setattr(course, "CLASSIFIER_EPOCHS", 1)
+    monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")
     classifier = course.ensure_classifier(striped_faces(), progress=False)
     assert "missing: rebuilding classifier" in capsys.readouterr().out
     assert (tmp_path / "runs" / "mini-wiki" / "classifier.pt").exists()
@@ -53,12 +55,54 @@ def test_ensure_classifier_rebuilds_when_missing(tmp_path, monkeypatch, capsys):
     assert "rebuilding" not in capsys.readouterr().out
 
 
-def test_gan_defaults_depend_on_the_device():
+@pytest.fixture
+def course_sizes(monkeypatch):
+    monkeypatch.delenv("FACE_AGING_RUN_SIZE", raising=False)
+    monkeypatch.delenv("FACE_AGING_DATASET", raising=False)
+
+
+def test_gan_defaults_depend_on_the_device(course_sizes):
     assert course.gan_config(device=torch.device("cpu")).steps == GanConfig().steps
-    assert course.gan_config(device=torch.device("cuda")).steps == course.GPU_GAN_STEPS
+    gpu = course.RUN_SIZES[("mini-wiki", "gpu")]
+    assert course.gan_config(device=torch.device("cuda")).steps == gpu.gan_steps > GanConfig().steps
     assert course.gan_config(device=torch.device("cuda"), steps=7).steps == 7
     with pytest.raises(ValueError):
         course.gan_config(device=torch.device("cpu"), steps=0)
+
+
+def test_the_mini_wiki_cpu_run_is_the_config_defaults(course_sizes):
+    """One source: the RunSize row of the course run and the dataclass defaults agree."""
+    size = course.run_size("mini-wiki", torch.device("cpu"))
+    defaults = GanConfig()
+    assert (size.gan_steps, size.width, size.batch_size) == (defaults.steps, defaults.width, defaults.batch_size)
+    assert size.encoder_steps == EncoderConfig().steps
+
+
+def test_real_data_sizes_the_run_by_device_and_warns_on_a_cpu(course_sizes, monkeypatch, capsys):
+    monkeypatch.setenv("FACE_AGING_DATASET", "wiki")
+    faces = striped_faces()
+    faces.dataset = "wiki"
+    cpu = course.gan_config(faces, device=torch.device("cpu"))
+    assert cpu.steps == course.RUN_SIZES[("real", "cpu")].gan_steps > GanConfig().steps
+    warning = capsys.readouterr().out
+    assert "on a CPU" in warning and "min" in warning and "estimate" in warning
+    gpu = course.gan_config(faces, device=torch.device("cuda"))
+    assert (gpu.steps, gpu.width) == (course.RUN_SIZES[("real", "gpu")].gan_steps, 64)
+    assert capsys.readouterr().out == ""  # no CPU warning on a GPU
+    encoder = course.encoder_config(Generator(100, 2, 64, 8), torch.device("cpu"))
+    assert encoder.steps == course.RUN_SIZES[("real", "cpu")].encoder_steps and "encoder" in capsys.readouterr().out
+    faces.dataset = "mini-wiki"
+    course.gan_config(faces, device=torch.device("cpu"))
+    assert capsys.readouterr().out == ""  # the course run needs no warning
+
+
+def test_tiny_run_size_overrides_data_and_device(course_sizes, monkeypatch):
+    monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")
+    monkeypatch.setenv("FACE_AGING_DATASET", "wiki")
+    tiny = course.RUN_SIZES[("tiny", "any")]
+    for device in ("cpu", "cuda"):
+        assert course.gan_config(device=torch.device(device)).steps == tiny.gan_steps
+    assert course.run_size().classifier_epochs == tiny.classifier_epochs
 
 
 def test_gan_config_takes_groups_and_size_from_the_faces():

@@ -183,3 +183,49 @@ def test_a_pickle_planted_in_the_cache_never_runs(home, tmp_path):
     rebuilt = load_face_cache(progress=False, workers=1)
     assert not marker.exists() and (folder / "table.json").exists()
     assert np.array_equal(rebuilt.images, home["faces"].images)
+
+
+def test_a_mini_wiki_from_an_older_renderer_is_rebuilt(tmp_path, monkeypatch, capsys):
+    """An archive, folder and face cache left by an older course must not keep serving the old faces."""
+    from course_utils.data import mini_wiki
+
+    monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path))
+    monkeypatch.setenv("FACE_AGING_DATASET", "mini-wiki")
+    current = mini_wiki.RENDERER_VERSION
+    monkeypatch.setattr(mini_wiki, "RENDERER_VERSION", current - 1)  # "the older course"
+    root = download_dataset("mini-wiki", progress=False, mini_wiki_entries=40)
+    archive = root.parent / mini_wiki.ARCHIVE_NAME
+    old_faces = load_face_cache(progress=False, workers=1)
+    assert mini_wiki.renderer_version_of(root) == current - 1
+    monkeypatch.setattr(mini_wiki, "RENDERER_VERSION", current)  # the learner updates the course
+
+    assert "renderer version" in mini_wiki.stale_reason(root) and mini_wiki.stale_reason(archive)
+    with pytest.raises(RuntimeError, match="renderer version"):
+        render_ground_truth(root, old_faces.table["full_path"].iloc[0], 40)
+    assert download_dataset("mini-wiki", progress=False, mini_wiki_entries=40) == root
+    assert "out of date" in capsys.readouterr().out
+    assert mini_wiki.renderer_version_of(root) == current and mini_wiki.stale_reason(root) is None
+    assert mini_wiki.stale_reason(archive) is None
+    faces = load_face_cache(progress=False, workers=1)
+    assert faces.path != old_faces.path  # the cache of the old faces is not reused
+    i = int(np.flatnonzero(faces.table["image_outcome"] == OK)[0])
+    assert np.array_equal(render_ground_truth(root, faces.table["full_path"].iloc[i], faces.table["age"].iloc[i]),
+                          faces.images[i])
+    # A current mini-wiki is left alone.
+    stamp = archive.stat().st_mtime_ns
+    assert download_dataset("mini-wiki", progress=False, mini_wiki_entries=40) == root
+    assert archive.stat().st_mtime_ns == stamp and "out of date" not in capsys.readouterr().out
+
+
+def test_a_stale_archive_without_its_folder_is_rebuilt(tmp_path, monkeypatch):
+    from course_utils.data import mini_wiki
+
+    current = mini_wiki.RENDERER_VERSION
+    monkeypatch.setattr(mini_wiki, "RENDERER_VERSION", current - 1)
+    archive = build_mini_wiki(tmp_path / "mini-wiki", n_entries=40, seed=0, workers=1, progress=False)
+    monkeypatch.setattr(mini_wiki, "RENDERER_VERSION", current)
+    assert mini_wiki.stale_reason(archive)
+    root = download_dataset("mini-wiki", root=tmp_path, progress=False, mini_wiki_entries=40)
+    assert mini_wiki.renderer_version_of(root) == current and mini_wiki.stale_reason(archive) is None
+    # An archive of the first mini-wiki, whose sidecar records no version, counts as version 1.
+    assert mini_wiki.sidecar_renderer_version({"seed": 0}) == 1

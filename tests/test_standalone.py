@@ -36,12 +36,7 @@ def tiny_course(monkeypatch):
     build = mini_wiki.build_mini_wiki
     monkeypatch.setattr(mini_wiki, "build_mini_wiki",
                         lambda out_dir, n_entries=0, **kwargs: build(out_dir, n_entries=240, **kwargs))
-    gan_config, encoder_config = course.gan_config, course.encoder_config
-    monkeypatch.setattr(course, "gan_config", lambda faces=None, device=None, **overrides: gan_config(
-        faces, device, **{"steps": 3, "width": 8, "batch_size": 16, "sample_every": 3, **overrides}))
-    monkeypatch.setattr(course, "encoder_config", lambda generator, device=None, **overrides: encoder_config(
-        generator, device, **{"steps": 3, "width": 8, "batch_size": 16, "eval_pairs": 32, **overrides}))
-    monkeypatch.setattr(course, "CLASSIFIER_EPOCHS", 1)
+    monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")  # course.run_size: a few steps, narrow models
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("FACE_AGING_DATASET", raising=False)
 

@@ -28,8 +28,10 @@ def test_three_age_groups_from_cache_to_slider(face_cache_factory, one_thread, t
     between = age_face(faces.images[0], 1.5, gan.generator, encoder, source=0, refine_steps=2)
     assert aged.aged.shape == between.aged.shape == (32, 32, 3)
 
+    means = course.group_means(faces)
+    assert means.shape == (3, 3, 32, 32)
     app = AgeSliderApp(gan.generator, encoder, faces.images[:3], faces.labels[:3], faces.age_groups,
-                       refine_steps=1, display_size=32)
+                       refine_steps=1, display_size=32, group_means=means)
     first = app.image.value
     app.slider.value = app.slider.max  # the oldest of the three groups
     assert app.last_result.target == 2.0

@@ -30,6 +30,7 @@ from .download import download_dataset
 from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, group_label_names,
                         identity_keys, validate_age_groups)
 from .metadata import read_imdb_wiki_metadata
+from .mini_wiki import renderer_version_of
 
 CACHE_FORMAT_VERSION = 2  # 2: table.json instead of table.pkl
 FUNNEL_COLUMNS = ["stage", "rule", "removed", "converted", "remaining"]
@@ -73,11 +74,17 @@ def _metadata_path(dataset_root: Path, dataset: str) -> Path:
     return dataset_root / f"{stem}.mat"
 
 
-def cache_key(mat_path: Path, settings: dict) -> str:
-    """Hash of the metadata file's identity and every setting that changes the output."""
+def cache_key(mat_path: Path, settings: dict, renderer_version: int | None = None) -> str:
+    """Hash of the metadata file's identity and every setting that changes the output.
+
+    ``renderer_version`` (mini-wiki only) tells apart faces drawn by another
+    renderer: a rebuilt mini-wiki extracts with the same path and mtime.
+    """
     stat = mat_path.stat()
     payload = {"version": CACHE_FORMAT_VERSION, "source": str(mat_path.resolve()),
                "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "settings": settings}
+    if renderer_version is not None:
+        payload["renderer_version"] = renderer_version
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -107,7 +114,7 @@ def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups
     settings = {"dataset": dataset, "image_size": int(image_size), "age_groups": [list(g) for g in groups],
                 "margin": float(margin), "min_face_score": float(min_face_score),
                 "require_gender": bool(require_gender), "age_range": [0, 100], "single_face": True}
-    folder = paths.cache_dir(dataset) / cache_key(mat_path, settings)
+    folder = paths.cache_dir(dataset) / cache_key(mat_path, settings, renderer_version_of(root))
     faces = None
     if folder.exists() and not rebuild:
         try:

@@ -76,18 +76,22 @@ def download_dataset(name: str, root=None, progress: bool = True, *, base_url: s
                      mini_wiki_entries: int = 6000) -> Path:
     """Make sure dataset ``name`` is extracted and return its ``<name>_crop`` folder.
 
-    Does nothing when the folder exists. ``root`` defaults to
+    Does nothing when the folder exists, except that a mini-wiki drawn by
+    another renderer version (an older course) is deleted and built again,
+    archive and folder. ``root`` defaults to
     ``paths.datasets_dir()``. For wiki/imdb the archive is fetched from
     ``base_url`` (default: ``$FACE_AGING_DATA_URL`` or the ETH server);
     ``sha256``/``expected_size`` make the check stricter.
     """
     source = _source(name)
     target = dataset_folder(name, root)
+    home = target.parent
+    archive = home / source.archive
+    if name == "mini-wiki":
+        _remove_stale_mini_wiki(target, archive)
     if target.exists():
         return target
-    home = target.parent
     home.mkdir(parents=True, exist_ok=True)
-    archive = home / source.archive
     for round_ in range(2):  # a corrupt archive is moved aside and fetched once more
         if not archive.exists():
             _obtain(name, source, archive, progress, base_url, sha256, expected_size, mini_wiki_entries)
@@ -110,6 +114,20 @@ def download_dataset(name: str, root=None, progress: bool = True, *, base_url: s
     if not target.is_dir():
         raise CorruptArchive(f"extracting {archive} gave no {source.folder}/ folder in {home}")
     return target
+
+
+def _remove_stale_mini_wiki(target: Path, archive: Path) -> None:
+    """Delete a generated mini-wiki folder and archive drawn by another renderer version, saying why."""
+    from .mini_wiki import stale_reason
+
+    # The folder is what gets used; the archive matters only when there is no folder to use.
+    path = target if target.exists() else archive
+    reason = stale_reason(path) if path.exists() else None
+    if reason:
+        print(f"Rebuilding mini-wiki: {path} is out of date: {reason}.", flush=True)
+        if target.exists():
+            shutil.rmtree(target)
+        archive.unlink(missing_ok=True)
 
 
 def _obtain(name, source, archive, progress, base_url, sha256, expected_size, mini_wiki_entries) -> None:

@@ -10,6 +10,10 @@ About 1 photo in 20 carries one of the real dataset's defects (no face, a
 low face score, a second face, impossible birth dates, 1x1 placeholders, grayscale or CMYK
 JPEGs, truncated or missing files); some genders are unknown and some names
 empty, as in the real file.
+
+The sidecar records the ``RENDERER_VERSION`` that drew the photos; a mini-wiki
+of another version is stale (``stale_reason``): ``download_dataset`` rebuilds
+it, the face cache key changes with it, and ``render_ground_truth`` refuses it.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from tqdm.auto import tqdm
 from .crops import DEFAULT_MARGIN, default_workers, jpeg_bytes, load_face_crop
 from .filtering import DEFAULT_AGE_GROUPS
 from .metadata import MATLAB_ORDINAL_OFFSET
-from .synthetic_faces import Identity, random_identity, render_photo
+from .synthetic_faces import RENDERER_VERSION, Identity, random_identity, render_photo
 
 ARCHIVE_NAME = "mini_wiki_crop.tar"
 SIDECAR_NAME = "mini_wiki_identities.json"
@@ -96,6 +100,9 @@ def plan_entries(n_entries: int, seed: int) -> tuple[dict, list[dict]]:
         identity.extra = {"gender_known": bool(rng.random() >= UNKNOWN_GENDER_RATE),
                           "name_known": bool(rng.random() >= EMPTY_NAME_RATE)}
         identities[name] = identity
+    for flag in ("gender_known", "name_known"):  # even a small build has some of each, like the real file
+        if all(identity.extra[flag] for identity in identities.values()):
+            identities[names[int(rng.integers(n_people))]].extra[flag] = False
     # Everyone gets one photo; the rest go to random people (several ages each).
     owners = np.concatenate([np.arange(n_people), rng.integers(0, n_people, n_entries - n_people)])
     owners = rng.permutation(owners)
@@ -264,7 +271,8 @@ def build_mini_wiki(out_dir, n_entries: int = 6000, seed: int = 0, workers: int 
                         _add_file(archive, f"wiki_crop/{entry['full_path']}", data)
                 bar.update(len(results))
             _add_file(archive, "wiki_crop/wiki.mat", _mat_bytes(identities, entries, boxes, seed))
-            sidecar = {"seed": seed, "jpeg_quality": JPEG_QUALITY, "identities": identities,
+            sidecar = {"seed": seed, "jpeg_quality": JPEG_QUALITY, "renderer_version": RENDERER_VERSION,
+                       "identities": identities,
                        "entries": {e["full_path"]: e for e in entries}}
             _add_file(archive, f"wiki_crop/{SIDECAR_NAME}",
                       json.dumps(sidecar, sort_keys=True, indent=0).encode())
@@ -277,7 +285,7 @@ def build_mini_wiki(out_dir, n_entries: int = 6000, seed: int = 0, workers: int 
 
 
 @lru_cache(maxsize=4)
-def _load_sidecar(path: str, mtime_ns: int) -> dict:
+def _load_sidecar(path: str, stamp: tuple) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -287,7 +295,44 @@ def read_sidecar(dataset_root) -> dict:
     path = Path(dataset_root) / SIDECAR_NAME
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: ground truth exists only for mini-wiki")
-    return _load_sidecar(str(path), path.stat().st_mtime_ns)
+    stat = path.stat()
+    # Extraction gives every file the archive's fixed mtime; ctime tells a rebuilt sidecar apart.
+    return _load_sidecar(str(path), (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+
+
+def sidecar_renderer_version(sidecar: dict) -> int:
+    """The renderer version that drew a mini-wiki (1: archives made before versions were recorded)."""
+    return int(sidecar.get("renderer_version", 1))
+
+
+def renderer_version_of(dataset_root) -> int | None:
+    """Renderer version of an extracted mini-wiki folder; None when it holds no mini-wiki sidecar."""
+    try:
+        return sidecar_renderer_version(read_sidecar(dataset_root))
+    except FileNotFoundError:
+        return None
+
+
+def stale_reason(path) -> str | None:
+    """Why the mini-wiki at ``path`` (extracted folder or archive) is stale, or None if it is current.
+
+    A folder or archive without a sidecar, or one that cannot be read, is not
+    judged here (None): extraction and loading report those problems.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            version = renderer_version_of(path)
+        else:
+            with tarfile.open(path) as tar:
+                handle = tar.extractfile(f"wiki_crop/{SIDECAR_NAME}")
+                version = sidecar_renderer_version(json.load(handle))
+    except (OSError, KeyError, ValueError, tarfile.TarError, EOFError):
+        return None
+    if version is None or version == RENDERER_VERSION:
+        return None
+    return (f"it was drawn by mini-wiki renderer version {version}, and this course draws version "
+            f"{RENDERER_VERSION}, which ages faces differently")
 
 
 def render_ground_truth(dataset_root, full_path: str, target_age: float, image_size: int = 64,
@@ -299,6 +344,11 @@ def render_ground_truth(dataset_root, full_path: str, target_age: float, image_s
     the photo's own age this equals the cached face. Returns uint8 (H, W, 3).
     """
     sidecar = read_sidecar(dataset_root)
+    version = sidecar_renderer_version(sidecar)
+    if version != RENDERER_VERSION:
+        raise RuntimeError(f"{dataset_root} was drawn by mini-wiki renderer version {version}, but this course "
+                           f"draws version {RENDERER_VERSION}, so its ground truth would not match its photos; "
+                           f"delete that folder and its archive, or call download_dataset('mini-wiki') to rebuild them")
     entry = sidecar["entries"].get(str(full_path))
     if entry is None:
         raise KeyError(f"{full_path!r} is not a photo of this mini-wiki")

@@ -1,15 +1,67 @@
 """Procedural face photos whose age shows, for the embedded mini-wiki dataset.
 
 An *identity* is a set of stable face parameters (shape, colours, hair style,
-glasses...). ``render_photo(identity, age, photo_seed)`` draws that person at
-any age; ``photo_seed`` fixes the photo itself (size, framing, pose, light), so
-the same photo can be re-rendered at another age as ground truth.
+glasses...) plus how this person ages. ``render_photo(identity, age, photo_seed)``
+draws that person at any age; ``photo_seed`` fixes the photo itself (size,
+framing, pose, light), so the same photo can be re-rendered at another age as
+ground truth. Shapes are drawn as polygons in a face coordinate frame (so the
+whole head can rotate) on a canvas twice the working size, then downsampled
+for antialiasing.
 
-Age cues are deliberately strong so they survive a 64x64 crop: hair greys from
-about 30 (half grey near 50), the hairline recedes, and forehead lines, crow's
-feet, nasolabial folds and eye bags appear from about 35 while the skin pales.
-Shapes are drawn as polygons in a face coordinate frame (so the whole head can
-rotate) on a canvas twice the working size, then downsampled for antialiasing.
+Age cues follow rough schedules of real aging (the numbers marked ~ are
+approximate readings of the sources, not fitted values), so that a 45-year-old
+looks about 45: a few grey hairs at the temples at most, and light lines.
+
+* Greying: onset is on average in the mid-30s with a spread of about a decade
+  (Tobin & Paus 2001, "Graying: gerontobiology of the hair follicle pigmentary
+  unit", Exp Gerontol), and at 50 only ~6-23% of people, depending on ancestry,
+  have half or more of their hair grey (Panhard, Lozano & Loussouarn 2012,
+  "Greying of the human hair: a worldwide survey, revisiting the '50' rule of
+  thumb", Br J Dermatol). Here onset ~ N(35, 8) years (5 years later for the
+  darkest skin tones), then the grey share grows by ~1/45 per year times a
+  personal rate (log-normal, ~x0.55 to x1.8), about twice as fast at the
+  temples; at 50 about one person in ten is half grey.
+* Hairline recession (men): a slight recession at the temples is usual after
+  adolescence, and patterned hair loss of some degree affects a share of men
+  that grows with every decade, very roughly a fifth to a third in their
+  30s and about half by 50 (~; Hamilton 1951, "Patterned loss of hair in
+  man: types and incidence", Ann N Y Acad Sci; Norwood 1975, "Male pattern
+  baldness: classification and incidence", South Med J). Here each man starts receding at
+  an age uniform in 15-85 and reaches his own maximum over ~30 years. Women
+  mostly keep the frontal hairline (pattern loss thins the crown instead:
+  Ludwig 1977, "Classification of the types of androgenetic alopecia (common
+  baldness) occurring in the female sex", Br J Dermatol), so theirs moves
+  back only slightly and late (from 45-75).
+* Forehead lines: faint or absent in most people in their 20s and moderate in
+  their 40s, their grade rising steadily by roughly half to one grade (of
+  five) per decade (~; Bazin & Doublet 2007, "Skin Aging Atlas. Volume 1,
+  Caucasian Type"). Here they start at 24 and reach full depth ~50 years later.
+* Crow's feet: appear from the late 20s to 30s and deepen at a similar pace
+  (~; Bazin & Doublet 2007); start at 28, full depth ~45 years later.
+* Nasolabial folds: already present, faintly, in young adults and deepening
+  through life (~; Bazin & Doublet 2007); a faint fold from 18, full ~70 years later.
+* Eye bags: lower-lid bags usually become noticeable from about 40 (~; Bazin &
+  Doublet 2007); start at 36, full ~40 years later.
+* Wrinkles differ between the sexes: men's are on average more marked than
+  women's of the same age, and women's increase faster after menopause
+  (Luebberding, Krueger & Kerscher 2014, "Quantification of age-related facial
+  wrinkles in men and women using a three-dimensional fringe projection method
+  and validated assessment scales", Dermatol Surg). Here men's lines run ~3
+  years ahead, and women's gain pace after 50.
+* Skin tone: skin becomes slowly duller and paler over decades (sun exposure
+  speeds it up; Fisher et al. 2002, "Mechanisms of photoaging and
+  chronological skin aging", Arch Dermatol); here a small change from 30 on, a
+  quarter of its full size at 45 (our rough choice).
+
+People age at different speeds, as real people do (sun, smoking, genes):
+every identity carries its own greying onset and rate, recession onset and
+extent, a wrinkle shift (years ahead or behind, ~N(0, 4)) and a wrinkle rate
+(log-normal, ~x0.8 to x1.25), drawn once in ``random_identity``, so the same
+person ages consistently across photos. The forehead height (hairline at 20)
+varies between people too.
+
+``RENDERER_VERSION`` changes whenever a face would be drawn differently; the
+mini-wiki builder records it, and a stale archive is rebuilt.
 """
 from __future__ import annotations
 
@@ -39,6 +91,10 @@ BACKGROUNDS = [
 CLOTHES = [(40, 50, 80), (120, 30, 40), (30, 30, 30), (200, 200, 205), (60, 90, 60), (150, 120, 80)]
 HAIR_STYLES = ("short", "volume", "long", "bun", "side_part", "curly")
 GREY_HAIR = np.array([205.0, 205.0, 210.0])
+DARK_SKIN_TONES = (4, 5, 6)  # indices into SKIN_TONES whose greying starts later
+
+# Bump when a face would be drawn differently: mini-wiki archives of another version are rebuilt.
+RENDERER_VERSION = 2  # 2: age cues calibrated to real aging, per-person aging speeds
 
 
 @dataclass
@@ -69,6 +125,12 @@ class Identity:
     moustache: bool
     background: list
     clothes: list
+    # How this person ages (see the module docstring); the defaults are an average person.
+    grey_rate: float = 1.0
+    recession_onset: float = 40.0
+    wrinkle_shift: float = 0.0
+    wrinkle_rate: float = 1.0
+    hairline: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -89,6 +151,8 @@ def random_identity(rng: np.random.Generator, gender: str | None = None) -> Iden
     def pick(options):
         return [int(c) for c in options[int(rng.integers(len(options)))]]
 
+    skin_index = int(rng.integers(len(SKIN_TONES)))
+
     def jitter(colour, amount):
         return [int(np.clip(c + rng.normal(0, amount), 0, 255)) for c in colour]
 
@@ -99,7 +163,7 @@ def random_identity(rng: np.random.Generator, gender: str | None = None) -> Iden
         face_width=float(rng.uniform(0.86, 1.06) + (0.04 if male else 0.0)),
         face_height=float(rng.uniform(1.22, 1.42)),
         jaw=float(rng.uniform(0.05, 0.3) + (0.0 if male else 0.1)),
-        skin=jitter(pick(SKIN_TONES), 8),
+        skin=jitter(SKIN_TONES[skin_index], 8),
         eye_size=float(rng.uniform(0.85, 1.2)),
         eye_spacing=float(rng.uniform(0.36, 0.46)),
         eye_colour=pick(EYE_COLOURS),
@@ -112,31 +176,64 @@ def random_identity(rng: np.random.Generator, gender: str | None = None) -> Iden
         hair_colour=jitter(pick(HAIR_COLOURS), 6),
         hair_style=str(styles[int(rng.integers(len(styles)))]),
         hair_volume=float(rng.uniform(0.8, 1.25)),
-        recession_tendency=float(rng.uniform(0.55, 1.0) if male else rng.uniform(0.15, 0.4)),
-        grey_onset=float(rng.uniform(27, 33)),
+        recession_tendency=float(rng.uniform(0.4, 1.0) if male else rng.uniform(0.05, 0.2)),
+        grey_onset=float(np.clip(rng.normal(35.0, 8.0) + (5.0 if skin_index in DARK_SKIN_TONES else 0.0),
+                                 18.0, 75.0)),
         glasses=bool(rng.random() < 0.18),
         glasses_colour=pick([(20, 20, 20), (90, 60, 30), (150, 150, 160), (110, 20, 30)]),
         moustache=bool(male and rng.random() < 0.25),
         background=jitter(pick(BACKGROUNDS), 12),
         clothes=jitter(pick(CLOTHES), 10),
+        grey_rate=float(np.exp(rng.normal(0.0, 0.3))),
+        recession_onset=float(rng.uniform(15.0, 85.0) if male else rng.uniform(45.0, 75.0)),
+        wrinkle_shift=float(rng.normal(0.0, 4.0) + (3.0 if male else 0.0)),
+        wrinkle_rate=float(np.exp(rng.normal(0.0, 0.12))),
+        hairline=float(rng.uniform(-0.06, 0.06)),
     )
 
 
-# --- how age changes a face (all continuous in age) -------------------------
+# --- how age changes a face (all continuous in age; schedules in the module docstring) ---
 
-def grey_fraction(age: float, onset: float = 30.0) -> float:
-    """0 = natural hair colour, 1 = white; half grey about 20 years after onset."""
-    return float(np.clip((age - onset) / 38.0, 0.0, 1.0) ** 0.85)
+GREY_YEARS = 45.0  # years from the first grey hair to white, at rate 1
+TEMPLE_GREY = 2.0  # temples grey this much faster
+RECESSION_YEARS = 30.0
+WRINKLE_SCHEDULE = {  # cue: (starting age, years to full depth at rate 1, depth at the start)
+    "forehead": (24.0, 50.0, 0.0),
+    "crows_feet": (28.0, 45.0, 0.0),
+    "folds": (18.0, 70.0, 0.1),
+    "bags": (36.0, 40.0, 0.0),
+}
 
 
-def line_strength(age: float) -> float:
-    """Visibility of wrinkles: none before ~32, full at ~62."""
-    return float(np.clip((age - 32.0) / 30.0, 0.0, 1.0))
+def _ramp(age: float, start: float, years: float) -> float:
+    return float(np.clip((age - start) / years, 0.0, 1.0))
 
 
-def recession(age: float, tendency: float) -> float:
-    """How far the hairline has moved back, 0..1."""
-    return float(np.clip((age - 28.0) / 45.0, 0.0, 1.0) * tendency)
+def grey_fraction(age: float, onset: float = 35.0, rate: float = 1.0) -> float:
+    """0 = natural hair colour, 1 = white; grows by ``rate / GREY_YEARS`` a year from ``onset``."""
+    return _ramp(age, onset, GREY_YEARS / rate)
+
+
+def recession(age: float, tendency: float, onset: float = 40.0) -> float:
+    """How far the hairline has moved back, 0..``tendency``: from ``onset`` over ~30 years."""
+    return _ramp(age, onset, RECESSION_YEARS) * tendency
+
+
+def wrinkle_age(age: float, shift: float = 0.0, rate: float = 1.0, male: bool = False) -> float:
+    """The age a person's skin looks: ``shift`` years ahead, ``rate`` times as fast from 20.
+
+    Women's lines gain pace after 50 (menopause).
+    """
+    effective = 20.0 + (age - 20.0) * rate + shift
+    if not male and age > 50:
+        effective += 0.3 * (age - 50.0) * rate
+    return effective
+
+
+def wrinkle_depths(skin_age: float) -> dict:
+    """Depth 0..1 of each wrinkle cue (and eye bags) at skin age ``skin_age``."""
+    return {cue: start_depth + (1.0 - start_depth) * _ramp(skin_age, start, years)
+            for cue, (start, years, start_depth) in WRINKLE_SCHEDULE.items()}
 
 
 def _mix(a, b, t: float) -> tuple:
@@ -145,17 +242,18 @@ def _mix(a, b, t: float) -> tuple:
 
 
 def aged_skin(skin, age: float) -> tuple:
-    """Skin gets paler, greyer and less saturated with age."""
+    """Skin gets slowly duller and paler with (skin) age: a small change from 30, full at 90."""
     skin = np.asarray(skin, float)
-    pale = np.clip((age - 25.0) / 55.0, 0.0, 1.0)
+    pale = _ramp(age, 30.0, 60.0)
     grey = skin.mean() * np.array([1.0, 0.97, 0.95])
-    duller = skin + (grey - skin) * 0.55 * pale
-    return _mix(duller, (235, 225, 215), 0.22 * pale)
+    duller = skin + (grey - skin) * 0.45 * pale
+    return _mix(duller, (235, 225, 215), 0.15 * pale)
 
 
-def aged_hair(hair, age: float, onset: float) -> tuple:
-    """Hair colour blended towards grey-white."""
-    return _mix(hair, GREY_HAIR, grey_fraction(age, onset))
+def aged_hair(hair, age: float, onset: float, rate: float = 1.0, temples: bool = False) -> tuple:
+    """Hair colour blended towards grey-white (faster at the temples)."""
+    grey = grey_fraction(age, onset, rate)
+    return _mix(hair, GREY_HAIR, min(1.0, TEMPLE_GREY * grey) if temples else grey)
 
 
 # --- drawing helpers -----------------------------------------------------------
@@ -285,14 +383,18 @@ def _apply_lighting(image: Image.Image, photo: _Photo) -> Image.Image:
 
 
 def _draw_person(draw, frame, ident: Identity, age, photo: _Photo, rx, ry) -> None:
-    skin = aged_skin(ident.skin, age)
+    male = ident.gender == "male"
+    skin_age = wrinkle_age(age, ident.wrinkle_shift, ident.wrinkle_rate, male)
+    skin = aged_skin(ident.skin, skin_age)
     shadow = _mix(skin, (60, 40, 35), 0.25)
-    hair = aged_hair(ident.hair_colour, age, ident.grey_onset)
-    rec = recession(age, ident.recession_tendency)
-    lines = line_strength(age)
+    hair = aged_hair(ident.hair_colour, age, ident.grey_onset, ident.grey_rate)
+    temple_hair = aged_hair(ident.hair_colour, age, ident.grey_onset, ident.grey_rate, temples=True)
+    rec = recession(age, ident.recession_tendency, ident.recession_onset)
+    depths = wrinkle_depths(skin_age)
+    lines = 0.5 * (depths["forehead"] + depths["crows_feet"])  # heavier lids, paler lips, thinner brows
     volume = 0.18 * ident.hair_volume
     # Faces fill out a little in youth and sag a little later (jowls widen the jaw).
-    jaw = ident.jaw * (1.0 - 0.5 * np.clip((age - 40) / 40, 0, 1)) + 0.05 * np.clip((25 - age) / 10, 0, 1)
+    jaw = ident.jaw * (1.0 - 0.5 * _ramp(skin_age, 45.0, 40.0)) + 0.05 * np.clip((25 - age) / 10, 0, 1)
     yaw = photo.yaw
 
     # Clothes and neck.
@@ -318,18 +420,23 @@ def _draw_person(draw, frame, ident: Identity, age, photo: _Photo, rx, ry) -> No
     # Soft shading down one side of the face.
     draw.polygon(frame(_ellipse(0.72 * rx, 0.15 * ry, 0.22 * rx, 0.6 * ry)), fill=_mix(skin, shadow, 0.15))
 
-    _draw_hair_top(draw, frame, ident, hair, rec, volume, rx, ry)
-    _draw_eyes_and_brows(draw, frame, ident, age, lines, skin, hair, rx, ry, yaw)
+    _draw_hair_top(draw, frame, ident, hair, temple_hair, rec, volume, rx, ry)
+    _draw_eyes_and_brows(draw, frame, ident, depths["bags"], lines, skin, hair, rx, ry, yaw)
     _draw_nose_mouth(draw, frame, ident, age, lines, skin, hair, rx, ry, yaw, photo.smile)
-    _draw_wrinkles(draw, frame, ident, lines, skin, rec, rx, ry, yaw)
+    _draw_wrinkles(draw, frame, ident, depths, skin, _hairline(ident, rec, ry), rx, ry, yaw)
     if ident.glasses:
         _draw_glasses(draw, frame, ident, rx, ry, yaw)
 
 
-def _draw_hair_top(draw, frame, ident: Identity, hair, rec, volume, rx, ry) -> None:
+def _hairline(ident: Identity, rec: float, ry: float) -> float:
+    """Height of the hairline at the forehead centre (face units, negative = up)."""
+    return -ry * (0.48 + ident.hairline + 0.42 * rec)
+
+
+def _draw_hair_top(draw, frame, ident: Identity, hair, temple_hair, rec, volume, rx, ry) -> None:
     # Hairline height at the forehead centre and how much the temples recede (M shape).
-    hairline = -ry * (0.48 + 0.42 * rec)
-    temple_dip = 0.08 + 0.45 * rec
+    hairline = _hairline(ident, rec, ry)
+    temple_dip = 0.08 + (0.04 if ident.gender == "male" else 0.0) + 0.45 * rec
     outer = _ellipse(0, 0, rx + volume, ry + volume, math.pi * 1.02, math.pi * 1.98, n=30)
     inner = []
     for x in np.linspace(0.95 * rx, -0.95 * rx, 21):
@@ -339,6 +446,9 @@ def _draw_hair_top(draw, frame, ident: Identity, hair, rec, volume, rx, ry) -> N
         y = y + (ry * 0.45) * max(0.0, (t - 0.8) / 0.2) ** 2
         inner.append((x, max(y, -ry * 0.99)))
     draw.polygon(frame(outer + inner), fill=hair)
+    # Sideburns: greying starts at the temples, so they grey first.
+    for side in (-1, 1):
+        draw.polygon(frame(_ellipse(side * 0.97 * rx, -0.22 * ry, 0.06 + 0.25 * volume, 0.2 * ry)), fill=temple_hair)
     if ident.hair_style == "side_part" and rec < 0.5:
         # A fringe swept across one side of the forehead.
         fringe = _curve((-0.95 * rx, hairline + 0.05), (0.3 * rx, hairline - 0.05), -0.25) + \
@@ -351,17 +461,16 @@ def _draw_hair_top(draw, frame, ident: Identity, hair, rec, volume, rx, ry) -> N
                   fill=darker, width=frame.width(0.025))
 
 
-def _draw_eyes_and_brows(draw, frame, ident, age, lines, skin, hair, rx, ry, yaw) -> None:
+def _draw_eyes_and_brows(draw, frame, ident, bags, lines, skin, hair, rx, ry, yaw) -> None:
     eye_y = -0.08 * ry
     brow_colour = _mix(hair, (0, 0, 0), 0.15)
     for side in (-1, 1):
         ex = side * ident.eye_spacing * rx + yaw
         erx, ery = 0.16 * ident.eye_size, 0.075 * ident.eye_size
-        # Eye bags from about 40.
-        bags = float(np.clip((age - 38) / 30, 0, 1))
+        # Eye bags, usually from about 40.
         if bags > 0:
             draw.line(frame(_ellipse(ex, eye_y + ery * 1.2, erx * 0.9, ery * 1.4, 0.15 * math.pi, 0.85 * math.pi, 12)),
-                      fill=_mix(skin, np.asarray(skin, float) * 0.5, 0.7 * bags), width=frame.width(0.03 + 0.02 * bags))
+                      fill=_mix(skin, np.asarray(skin, float) * 0.5, 0.9 * bags), width=frame.width(0.035 + 0.03 * bags))
         draw.polygon(frame(_ellipse(ex, eye_y, erx, ery)), fill=(240, 240, 235))
         draw.polygon(frame(_ellipse(ex + yaw * 0.3, eye_y, ery * 0.95, ery * 0.95)), fill=tuple(ident.eye_colour))
         draw.polygon(frame(_ellipse(ex + yaw * 0.3, eye_y, ery * 0.45, ery * 0.45)), fill=(15, 15, 15))
@@ -399,40 +508,46 @@ def _draw_nose_mouth(draw, frame, ident, age, lines, skin, hair, rx, ry, yaw, sm
                      fill=_mix(hair, (0, 0, 0), 0.1))
 
 
-def _draw_wrinkles(draw, frame, ident, lines, skin, rec, rx, ry, yaw) -> None:
-    if lines <= 0:
-        return
-    # Darken relative to the skin so lines show on every skin tone.
-    crease = _mix(skin, np.asarray(skin, float) * 0.4, 0.3 + 0.7 * lines)
-    width = frame.width(0.028 + 0.025 * lines)
+def _crease(skin, depth: float) -> tuple:
+    """Line colour: darker than the skin in proportion to depth, so lines show on every skin tone."""
+    return _mix(skin, np.asarray(skin, float) * 0.35, depth)
+
+
+def _draw_wrinkles(draw, frame, ident, depths, skin, top, rx, ry, yaw) -> None:
     # Forehead lines between brows and hairline; more of them with age.
-    top = -ry * (0.48 + 0.42 * rec)
-    brow = -0.3 * ry
-    count = 2 + int(round(2 * lines))
-    for i in range(count):
-        y = brow - (i + 1) * (brow - top) / (count + 1.2)
-        if y < top + 0.04:
-            continue
-        span = 0.55 * rx * (1 - 0.1 * i)
-        draw.line(frame(_curve((-span + yaw, y), (span + yaw, y), 0.04)), fill=crease, width=width)
+    forehead = depths["forehead"]
+    if forehead > 0.03:
+        brow = -0.3 * ry
+        count = 1 + int(round(3 * forehead))
+        for i in range(count):
+            y = brow - (i + 1) * (brow - top) / (count + 1.2)
+            if y < top + 0.04:
+                continue
+            span = 0.55 * rx * (1 - 0.1 * i)
+            draw.line(frame(_curve((-span + yaw, y), (span + yaw, y), 0.04)), fill=_crease(skin, forehead),
+                      width=frame.width(0.025 + 0.04 * forehead))
     # Nasolabial folds from the nose wings to beyond the mouth corners.
+    folds = depths["folds"]
     nose_tip = (-0.02 + ident.nose_length) * ry
     mouth_y = nose_tip + 0.21 * ry
+    crows = depths["crows_feet"]
     for side in (-1, 1):
         start = (yaw + side * (ident.nose_width * 0.5 + 0.1), nose_tip - 0.02)
-        end = (yaw + side * (ident.mouth_width * rx / 2 + 0.12), mouth_y + 0.12 + 0.1 * lines)
-        draw.line(frame(_curve(start, end, side * 0.06)), fill=crease, width=width)
+        end = (yaw + side * (ident.mouth_width * rx / 2 + 0.12), mouth_y + 0.12 + 0.1 * folds)
+        draw.line(frame(_curve(start, end, side * 0.06)), fill=_crease(skin, folds),
+                  width=frame.width(0.02 + 0.035 * folds))
         # Crow's feet at the outer eye corner.
-        ex = side * (ident.eye_spacing * rx + 0.17 * ident.eye_size) + yaw
-        for k, dy in enumerate((-0.06, 0.0, 0.06)):
-            length = 0.1 + 0.06 * lines
-            draw.line(frame([(ex + side * 0.03, -0.08 * ry + dy * 0.5), (ex + side * length, -0.08 * ry + dy * 1.6)]),
-                      fill=crease, width=frame.width(0.022 + 0.015 * lines))
+        if crows > 0.03:
+            ex = side * (ident.eye_spacing * rx + 0.17 * ident.eye_size) + yaw
+            for dy in (-0.06, 0.0, 0.06):
+                length = 0.08 + 0.08 * crows
+                draw.line(frame([(ex + side * 0.03, -0.08 * ry + dy * 0.5), (ex + side * length, -0.08 * ry + dy * 1.6)]),
+                          fill=_crease(skin, crows), width=frame.width(0.015 + 0.025 * crows))
         # Marionette lines below the mouth corners in later years.
-        if lines > 0.5:
+        if folds > 0.65:
             corner = (yaw + side * ident.mouth_width * rx / 2, mouth_y + 0.02)
-            draw.line(frame([corner, (corner[0] + side * 0.04, corner[1] + 0.2 * (lines - 0.4))]),
-                      fill=crease, width=width)
+            draw.line(frame([corner, (corner[0] + side * 0.04, corner[1] + 0.4 * (folds - 0.6))]),
+                      fill=_crease(skin, folds - 0.4), width=frame.width(0.02 + 0.035 * folds))
 
 
 def _draw_glasses(draw, frame, ident, rx, ry, yaw) -> None:

@@ -1,0 +1,62 @@
+"""Choose aging.EditSettings on held-out mini-wiki faces that chapter 5 does not report.
+
+Run after chapters 1-4 (it loads the course home's models):
+    FACE_AGING_HOME=.course_data/course .venv/bin/python scripts/tune_edit.py
+Every held-out face outside chapter 5's reported 96 is moved to the other age group
+and compared with its ground-truth render. Prints the grid, the best settings, and
+the baseline "input + mean group difference" for scale.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import torch
+
+from course_utils import course
+from course_utils.aging import EditSettings, clean_change, encode, refine_latent
+from course_utils.tensors import one_hot, to_model_range
+
+
+def main() -> None:
+    faces = course.ensure_faces(progress=False)
+    _, val_idx = course.split_indices(faces)
+    tune = np.setdiff1d(val_idx, course.reported_faces(val_idx))
+    generator = course.ensure_generator(faces, progress=False)
+    encoder = course.ensure_encoder(generator, progress=False)
+    means = course.group_means(faces)
+
+    photos = to_model_range(faces.images[tune])
+    labels = torch.as_tensor(faces.labels[tune])
+    target_labels, truth = course.ground_truth_at_other_group(faces, tune)
+    truth = to_model_range(truth)
+    source, target = one_hot(labels, generator.n_classes), one_hot(torch.as_tensor(target_labels), generator.n_classes)
+    z, _ = refine_latent(generator, encode(encoder, photos), photos, source, steps=100)
+    with torch.no_grad():
+        raw = generator(z, target) - generator(z, source)
+
+    def rms(output: torch.Tensor) -> float:
+        return (output.clamp(-1, 1) - truth).pow(2).flatten(1).mean(1).sqrt().mean().item()
+
+    baseline = rms(photos + ((target - source) @ means.flatten(1)).view_as(photos))
+    rows = []
+    for smoothing, mask_scale, weight in itertools.product((1, 3, 5), (0.0, 0.05, 0.1, 0.2),
+                                                           (0.4, 0.5, 0.6, 0.7, 0.8, 1.0)):
+        settings = EditSettings(smoothing, mask_scale, weight)
+        change = clean_change(raw, source, target, means, settings)
+        rows.append({"smoothing": smoothing, "mask_scale": mask_scale, "model_weight": weight,
+                     "rms": rms(photos + change)})
+    table = pd.DataFrame(rows).sort_values("rms")
+    table["vs mean difference"] = table["rms"] / baseline - 1
+    print(f"{len(tune)} held-out faces (not chapter 5's reported {course.REPORTED_FACES})")
+    print(f"unchanged input {rms(photos):.4f}; input + mean group difference {baseline:.4f}; "
+          f"raw edit {rms(photos + raw):.4f}")
+    print(table.head(12).round(4).to_string(index=False))
+    best = table.iloc[0]
+    print(f"RESULT edit_rms_best {best['rms']:.4f}")
+    print(f"RESULT edit_vs_mean_difference {best['vs mean difference']:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
