@@ -61,8 +61,8 @@ class EditSettings:
     """
 
     smoothing: int = 3
-    mask_scale: float = 0.1
-    model_weight: float = 0.6
+    mask_scale: float = 0.05
+    model_weight: float = 0.4
 
     def __post_init__(self):
         if self.smoothing < 1 or self.smoothing % 2 == 0:

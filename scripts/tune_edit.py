@@ -42,7 +42,7 @@ def main() -> None:
     baseline = rms(photos + ((target - source) @ means.flatten(1)).view_as(photos))
     rows = []
     for smoothing, mask_scale, weight in itertools.product((1, 3, 5), (0.0, 0.05, 0.1, 0.2),
-                                                           (0.4, 0.5, 0.6, 0.7, 0.8, 1.0)):
+                                                           (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)):
         settings = EditSettings(smoothing, mask_scale, weight)
         change = clean_change(raw, source, target, means, settings)
         rows.append({"smoothing": smoothing, "mask_scale": mask_scale, "model_weight": weight,
