@@ -298,7 +298,8 @@ def age_face(
 
     ``condition_of(years) -> (C,)``: for a generator conditioned on the age itself (chapter 6's
     ``age_axis`` schemes); ``target`` and ``source`` are then ages in years, and a ``classifier``
-    must be an age regressor in years (``age_axis.AgeJudge``). ``group_means`` are then not used.
+    must be an age regressor in years (``age_axis.AgeJudge``). The edit then adds the raw change
+    (``group_means`` and ``edit_settings`` are not used).
     """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -341,8 +342,10 @@ def age_face(
     at_target = _generate(generator, z, target_condition)  # the one generator pass per new target
     reconstruction, redraw = to_uint8(at_source)[0], to_uint8(at_target)[0]
     original = to_uint8(image)[0]
-    means = group_means if condition_of is None else None  # group means belong to group conditions
-    change = clean_change(at_target - at_source, source_condition, target_condition, means, edit_settings)
+    if condition_of is None:
+        change = clean_change(at_target - at_source, source_condition, target_condition, group_means, edit_settings)
+    else:  # ages in years: the raw change, as chapter 6 measures it (no group means to clean with)
+        change = at_target - at_source
     change = change[0].permute(1, 2, 0).numpy() * 127.5  # [-1, 1] units -> pixel levels
     edit = np.clip(np.rint(original.astype(np.float32) + change), 0, 255).astype(np.uint8)
     return AgingResult(
