@@ -265,11 +265,13 @@ def response_curve(generator: nn.Module, judge: AgeJudge, condition_of, requeste
 
 
 def curve_fit(curve: pd.DataFrame) -> dict:
-    """Least-squares slope and intercept of judged vs requested age, and their Pearson correlation."""
+    """Least-squares slope and intercept of judged vs requested age, their Pearson correlation, and the
+    mean distance in years between judged and requested age (0 for a perfect age axis)."""
     x, y = curve["requested"].to_numpy(), curve["judged_mean"].to_numpy()
     slope, intercept = np.polyfit(x, y, 1)
     pearson = float(np.corrcoef(x, y)[0, 1]) if y.std() > 0 else 0.0  # a flat curve follows nothing
-    return {"slope": float(slope), "intercept": float(intercept), "pearson": pearson}
+    return {"slope": float(slope), "intercept": float(intercept), "pearson": pearson,
+            "years_off": float(np.abs(y - x).mean())}
 
 
 # ---------------------------------------------------------------- ground truth along the axis

@@ -147,7 +147,7 @@ def mini_wiki_thresholds_apply() -> bool:
 # second thread, and on a 2-core machine shared with other work two threads ran a GAN step 5x slower than one
 # (0.30 s vs 0.06 s, measured 2026-11-30). These are its settings, in one place; on a GPU (CUDA or MPS) the
 # same chapter trains 64x64 faces at the course width, for the course's GPU run lengths.
-AXIS_CPU = {"image_size": 32, "width": 16, "gan_steps": 1200, "encoder_steps": 400, "judge_epochs": 8, "threads": 1}
+AXIS_CPU = {"image_size": 32, "width": 16, "gan_steps": 1600, "encoder_steps": 400, "judge_epochs": 8, "threads": 1}
 AXIS_GPU = {"image_size": 64, "width": 32, "gan_steps": RUN_SIZES[("mini-wiki", "gpu")].gan_steps,
             "encoder_steps": RUN_SIZES[("mini-wiki", "gpu")].encoder_steps,
             "judge_epochs": 20, "threads": None}
