@@ -1,4 +1,8 @@
-"""Shared tiny test data: an in-memory face cache with any number of age groups."""
+"""Shared test helpers: a tiny in-memory face cache with any number of age groups, one CPU thread,
+and an HTTP server on 127.0.0.1 (no test reaches the internet)."""
+import contextlib
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,3 +38,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def served_on_localhost(httpd, poll_interval: float = 0.5):
+    """Serve ``httpd`` (bound to 127.0.0.1) from a daemon thread; sets ``httpd.url`` ("http://127.0.0.1:PORT/")."""
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True)
+    thread.start()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)

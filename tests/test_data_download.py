@@ -3,10 +3,10 @@ import hashlib
 import io
 import socket
 import tarfile
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import served_on_localhost
 
 from course_utils.data import download_dataset, safe_extract
 from course_utils.data.download import CorruptArchive
@@ -59,12 +59,8 @@ def server(archive_bytes):
     httpd.payload = archive_bytes
     httpd.ranges = []
     httpd.cut_next_transfer = False
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with served_on_localhost(httpd):
+        yield httpd
 
 
 def leftovers(root):
@@ -276,13 +272,8 @@ def flaky(archive_bytes):
     httpd = QuietServer(("127.0.0.1", 0), FlakyHandler)
     httpd.payload, httpd.ranges, httpd.send_length, httpd.cut_at = archive_bytes, [], True, None
     httpd.timeout = 5
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with served_on_localhost(httpd, poll_interval=0.05):
+        yield httpd
 
 
 def tar_member_boundary(data):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import os
 import tarfile
-import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import served_on_localhost
 
 from course_utils.data.mini_wiki import SIDECAR_NAME, build_mini_wiki
 
@@ -56,12 +56,8 @@ def mirror(tmp_path_factory):
     built.unlink()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(MirrorHandler, directory=str(folder)))
     httpd.requests = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with served_on_localhost(httpd):
+        yield httpd
 
 
 def cell_text(cell) -> str:
