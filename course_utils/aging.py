@@ -12,8 +12,9 @@ Two outputs come out of ``age_face``:
   G(z, target) - G(z, source), clipped. Everything the generator cannot
   reproduce (identity details, background, lighting) stays as in the photo.
   With the training faces' mean face per age group (``group_means``) the
-  change is cleaned first (:class:`EditSettings`): smoothed, kept to where
-  ages differ at all, and blended with the population's average change.
+  change is cleaned first (:class:`EditSettings`): kept to where ages
+  differ at all, blended with the population's average change, and
+  aligned to the photo's own edges by a guided filter.
   Chapter 5 measures both outputs against ground truth.
 
 ``edit_photo`` applies that change to the full-resolution photo, and
@@ -54,15 +55,22 @@ class EditSettings:
     * ``model_weight``: the change is ``model_weight`` x the model's change +
       (1 - model_weight) x the population's average change. A per-person
       estimate shrunk towards the average: less variance for a little bias.
+    * ``guide_radius``, ``guide_eps``: a guided filter (He, Sun & Tang, ECCV
+      2010) with the photo as its guide. In each (2r+1)-pixel window the change
+      becomes a linear function of the photo's colours, so it follows the
+      person's own edges (their hairline, not the average one). 0 turns it off.
 
-    Mask and blend need ``group_means``; without them only the smoothing applies.
+    Mask and blend need ``group_means``, and the guided filter needs the photo
+    (``clean_change(..., guide=photo)``); without them they are skipped.
     The defaults were chosen by ``scripts/tune_edit.py`` on held-out faces that
     chapter 5 does not report; ``EditSettings.raw()`` is the plain change.
     """
 
-    smoothing: int = 3
+    smoothing: int = 1
     mask_scale: float = 0.05
     model_weight: float = 0.4
+    guide_radius: int = 4
+    guide_eps: float = 1e-4
 
     def __post_init__(self):
         if self.smoothing < 1 or self.smoothing % 2 == 0:
@@ -71,11 +79,13 @@ class EditSettings:
             raise ValueError(f"mask_scale must be >= 0, got {self.mask_scale}")
         if not 0 <= self.model_weight <= 1:
             raise ValueError(f"model_weight must be in [0, 1], got {self.model_weight}")
+        if self.guide_radius < 0 or self.guide_eps <= 0:
+            raise ValueError(f"guide_radius must be >= 0 and guide_eps > 0, got {self.guide_radius}, {self.guide_eps}")
 
     @classmethod
     def raw(cls) -> "EditSettings":
         """No cleaning: the change is exactly G(z, target) - G(z, source)."""
-        return cls(smoothing=1, mask_scale=0.0, model_weight=1.0)
+        return cls(smoothing=1, mask_scale=0.0, model_weight=1.0, guide_radius=0)
 
 
 def population_change(group_means: torch.Tensor, source_condition: torch.Tensor,
@@ -89,23 +99,13 @@ def population_change(group_means: torch.Tensor, source_condition: torch.Tensor,
     return torch.einsum("nk,kchw->nchw", weights, group_means)
 
 
-def age_change(generator: nn.Module, z: torch.Tensor, source_condition: torch.Tensor,
-               target_condition: torch.Tensor, group_means: torch.Tensor | None = None,
-               settings: EditSettings = EditSettings()) -> torch.Tensor:
-    """The change the edit adds to a face: G(z, target) - G(z, source), cleaned by ``settings``.
-
-    ``z`` (N, z_dim); conditions (N, K) or one (K,) row; ``group_means`` as in
-    :func:`population_change`. Returns (N, 3, H, W) in [-1, 1] units, on the CPU.
-    """
-    source_condition = _batched_condition(source_condition, z.shape[0])
-    target_condition = _batched_condition(target_condition, z.shape[0])
-    raw = _generate(generator, z, target_condition) - _generate(generator, z, source_condition)
-    return clean_change(raw, source_condition, target_condition, group_means, settings)
-
-
 def clean_change(raw: torch.Tensor, source_condition: torch.Tensor, target_condition: torch.Tensor,
-                 group_means: torch.Tensor | None = None, settings: EditSettings = EditSettings()) -> torch.Tensor:
-    """Smooth, mask and blend a raw change (N, 3, H, W) as :class:`EditSettings` describes."""
+                 group_means: torch.Tensor | None = None, settings: EditSettings = EditSettings(),
+                 guide: torch.Tensor | None = None) -> torch.Tensor:
+    """Smooth, mask, blend and edge-align a raw change (N, 3, H, W) as :class:`EditSettings` describes.
+
+    ``guide``: the photos (N, 3, H, W) in [-1, 1] the change will be added to.
+    """
     change = raw.float().cpu()
     if settings.smoothing > 1:
         change = torch.nn.functional.avg_pool2d(change, settings.smoothing, stride=1,
@@ -117,7 +117,35 @@ def clean_change(raw: torch.Tensor, source_condition: torch.Tensor, target_condi
     if settings.mask_scale > 0:
         strength = average.abs().mean(dim=1, keepdim=True)
         change = change * (strength / settings.mask_scale).clamp(max=1.0)
-    return settings.model_weight * change + (1 - settings.model_weight) * average
+    change = settings.model_weight * change + (1 - settings.model_weight) * average
+    if guide is not None and settings.guide_radius > 0:
+        change = guided_filter(guide.float().cpu(), change, settings.guide_radius, settings.guide_eps)
+    return change
+
+
+def guided_filter(guide: torch.Tensor, signal: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """``signal`` (N, C, H, W) smoothed so that it follows the edges of ``guide`` (N, 3, H, W).
+
+    The colour guided filter of He, Sun & Tang (ECCV 2010): in every window of
+    (2 radius + 1)^2 pixels, fit signal ~ a . guide + b by ridge regression
+    (``eps`` is the ridge), then average the fitted a and b over the windows
+    covering each pixel. Where the guide is flat, the signal is averaged;
+    across a guide edge, it may jump.
+    """
+    def box(x):
+        return torch.nn.functional.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+
+    n, _, height, width = guide.shape
+    guide_mean, signal_mean = box(guide), box(signal)
+    mean_last = guide_mean.permute(0, 2, 3, 1)  # (N, H, W, 3)
+    products = torch.stack([box(guide[:, i:i + 1] * guide[:, j:j + 1])[:, 0] for i in range(3) for j in range(3)], -1)
+    covariance = products.view(n, height, width, 3, 3) - mean_last[..., :, None] * mean_last[..., None, :]
+    cross = torch.stack([box(guide[:, i:i + 1] * signal) for i in range(3)], -1)  # (N, C, H, W, 3)
+    cross = cross - mean_last[:, None] * signal_mean[..., None]
+    slopes = torch.linalg.solve(covariance[:, None] + eps * torch.eye(3), cross[..., None])[..., 0]
+    offsets = signal_mean - (slopes * mean_last[:, None]).sum(-1)
+    slopes = torch.stack([box(slopes[..., k]) for k in range(3)], -1)
+    return (slopes * guide.permute(0, 2, 3, 1)[:, None]).sum(-1) + box(offsets)
 
 
 def _generate(generator: nn.Module, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -343,7 +371,8 @@ def age_face(
     reconstruction, redraw = to_uint8(at_source)[0], to_uint8(at_target)[0]
     original = to_uint8(image)[0]
     if condition_of is None:
-        change = clean_change(at_target - at_source, source_condition, target_condition, group_means, edit_settings)
+        change = clean_change(at_target - at_source, source_condition, target_condition, group_means, edit_settings,
+                              guide=image.float().cpu())
     else:  # ages in years: the raw change, as chapter 6 measures it (no group means to clean with)
         change = at_target - at_source
     change = change[0].permute(1, 2, 0).numpy() * 127.5  # [-1, 1] units -> pixel levels

@@ -41,12 +41,13 @@ def main() -> None:
 
     baseline = rms(photos + ((target - source) @ means.flatten(1)).view_as(photos))
     rows = []
-    for smoothing, mask_scale, weight in itertools.product((1, 3, 5), (0.0, 0.05, 0.1, 0.2),
-                                                           (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)):
-        settings = EditSettings(smoothing, mask_scale, weight)
-        change = clean_change(raw, source, target, means, settings)
+    guides = [(0, 1e-4)] + list(itertools.product((2, 4, 6), (1e-4, 1e-3, 1e-2)))  # radius 0: no guided filter
+    for smoothing, mask_scale, weight, (radius, eps) in itertools.product((1, 3), (0.0, 0.05, 0.1),
+                                                                          (0.2, 0.4, 0.6, 1.0), guides):
+        settings = EditSettings(smoothing, mask_scale, weight, radius, eps)
+        change = clean_change(raw, source, target, means, settings, guide=photos)
         rows.append({"smoothing": smoothing, "mask_scale": mask_scale, "model_weight": weight,
-                     "rms": rms(photos + change)})
+                     "guide_radius": radius, "guide_eps": eps, "rms": rms(photos + change)})
     table = pd.DataFrame(rows).sort_values("rms")
     table["vs mean difference"] = table["rms"] / baseline - 1
     print(f"{len(tune)} held-out faces (not chapter 5's reported {course.REPORTED_FACES})")

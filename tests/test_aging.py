@@ -7,7 +7,7 @@ from torch import nn
 from pathlib import Path
 
 from course_utils.aging import (AgingResult, EditSettings, LatentCache, age_face, age_photo, edit_photo, encode,
-                                refine_latent)
+                                guided_filter, refine_latent)
 from course_utils.photo import NoFaceFound, crop_face, find_face, load_photo
 from course_utils.tensors import one_hot
 
@@ -253,17 +253,38 @@ def test_cleaned_edit_keeps_what_age_never_changes_and_leans_on_the_average(mode
     means = torch.zeros(2, 3, SIZE, SIZE)
     means[1, :, SIZE // 2:] = 0.5  # the groups differ in the lower half only
     face = a_face()
-    result = age_face(face, 1, generator, encoder, source=0, refine_steps=2, group_means=means)
+    unguided = EditSettings(guide_radius=0)  # the guided filter may move the mask's edge (tested below)
+    result = age_face(face, 1, generator, encoder, source=0, refine_steps=2, group_means=means, edit_settings=unguided)
     assert np.array_equal(result.edit[:SIZE // 2], face[:SIZE // 2])  # mask closed: untouched
     assert not np.array_equal(result.edit[SIZE // 2:], face[SIZE // 2:])
     average_only = age_face(face, 1, generator, encoder, source=0, refine_steps=2, group_means=means,
-                            edit_settings=EditSettings(model_weight=0.0))
+                            edit_settings=EditSettings(model_weight=0.0, guide_radius=0))
     assert np.allclose(average_only.change[SIZE // 2:], 0.5 * 127.5) and not average_only.change[:SIZE // 2].any()
     back = age_face(face, 0, generator, encoder, source=1, refine_steps=2, group_means=means,
-                    edit_settings=EditSettings(model_weight=0.0))
+                    edit_settings=EditSettings(model_weight=0.0, guide_radius=0))
     assert np.allclose(back.change, -average_only.change)  # the average change runs both ways
     with pytest.raises(ValueError, match="smoothing"):
         EditSettings(smoothing=2)
+    with pytest.raises(ValueError, match="guide_radius"):
+        EditSettings(guide_eps=0.0)
+
+
+def test_guided_filter_sharpens_a_blurry_change_at_the_photos_edge():
+    """A soft step in the change where the photo has a sharp one: the filtered change jumps at the photo's edge."""
+    size, edge = 32, 16
+    guide = torch.full((1, 3, size, size), -0.8)
+    guide[:, :, edge:] = 0.6
+    rows = torch.arange(size, dtype=torch.float32)
+    change = torch.sigmoid((rows - (edge - 0.5)) / 3).view(1, 1, size, 1).expand(1, 3, size, size).clone()
+    out = guided_filter(guide, change, radius=4, eps=1e-4)
+    assert out.shape == change.shape
+    jump_before = (change[0, 0, edge] - change[0, 0, edge - 1]).mean()  # 0.08
+    jump_after = (out[0, 0, edge] - out[0, 0, edge - 1]).mean()  # 0.36 when written
+    assert jump_after > 0.3 and jump_after > 3 * jump_before
+    assert torch.allclose(guided_filter(guide, torch.full_like(change, 0.3), 4, 1e-4), torch.tensor(0.3), atol=1e-5)
+    flat = guided_filter(torch.zeros_like(guide), change, 2, 1e-4)  # no edges to follow: two 5x5 box averages
+    boxed = torch.nn.functional.avg_pool2d(change, 5, 1, 2, count_include_pad=False)
+    assert torch.allclose(flat, torch.nn.functional.avg_pool2d(boxed, 5, 1, 2, count_include_pad=False), atol=1e-5)
 
 
 PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
