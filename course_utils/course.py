@@ -47,7 +47,7 @@ class RunSize:
 
 RUN_SIZES = {
     # Measured on a 2-core AMD EPYC (AVX-512): ~0.28 s a GAN step, ~0.3 s an encoder step.
-    ("mini-wiki", "cpu"): RunSize(1000, 800, 32, 64, 6, 0.28, "the course run: sized for a 2-core CPU"),
+    ("mini-wiki", "cpu"): RunSize(850, 600, 32, 64, 6, 0.28, "the course run: sized for a 2-core CPU"),
     ("mini-wiki", "gpu"): RunSize(20000, 8000, 32, 64, 6, None, "a longer run, as a GPU allows"),
     # Real faces vary far more than mini-wiki's: longer runs, a wider model on a GPU.
     ("real", "cpu"): RunSize(3000, 1500, 32, 64, 6, 0.28,
@@ -62,7 +62,7 @@ RUN_SIZES = {
 CLASSIFIER_SEED = 0
 
 # Rough CPU minutes on 2 cores of the mini-wiki run, for the messages of the ensure_* functions.
-MINUTES_ON_CPU = {"faces": 1, "gan": 5, "classifier": 1, "encoder": 4}
+MINUTES_ON_CPU = {"faces": 1, "gan": 4, "classifier": 1, "encoder": 3}
 
 
 def run_size(dataset: str | None = None, device: torch.device | None = None) -> RunSize:

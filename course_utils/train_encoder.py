@@ -39,7 +39,7 @@ class EncoderConfig(RunConfig):
     """Everything that defines an encoder training run (saved in its checkpoint)."""
 
     batch_size: int = 128
-    steps: int = 800
+    steps: int = 600
     hidden: int = 512
     lr: float = 3e-4  # measured on the course GAN: 1e-3 plateaus far higher, 3e-3 diverges
     betas: tuple[float, float] = (0.9, 0.999)

@@ -71,7 +71,7 @@ class RunConfig:
     image_size: int = 64
     width: int = 32  # base channel width of the model(s)
     batch_size: int = 64  # images per step on each process
-    steps: int = 1000  # train until this step (course.py keeps the longer GPU runs)
+    steps: int = 850  # train until this step (course.py keeps the longer GPU runs)
     checkpoint_every: int = 500
     log_every: int = 10
     seed: int = 0
