@@ -60,8 +60,8 @@ class EditSettings:
       becomes a linear function of the photo's colours, so it follows the
       person's own edges (their hairline, not the average one). 0 turns it off.
 
-    Mask and blend need ``group_means``, and the guided filter needs the photo
-    (``clean_change(..., guide=photo)``); without them they are skipped.
+    Mask and blend need ``group_means``; the guided filter needs the photo
+    (``clean_change(..., guide=photo)``). Each step runs when what it needs is given.
     The defaults were chosen by ``scripts/tune_edit.py`` on held-out faces that
     chapter 5 does not report; ``EditSettings.raw()`` is the plain change.
     """
@@ -110,14 +110,13 @@ def clean_change(raw: torch.Tensor, source_condition: torch.Tensor, target_condi
     if settings.smoothing > 1:
         change = torch.nn.functional.avg_pool2d(change, settings.smoothing, stride=1,
                                                 padding=settings.smoothing // 2, count_include_pad=False)
-    if group_means is None:
-        return change
-    average = population_change(group_means.float().cpu(), source_condition.float().cpu(),
-                                target_condition.float().cpu())
-    if settings.mask_scale > 0:
-        strength = average.abs().mean(dim=1, keepdim=True)
-        change = change * (strength / settings.mask_scale).clamp(max=1.0)
-    change = settings.model_weight * change + (1 - settings.model_weight) * average
+    if group_means is not None:
+        average = population_change(group_means.float().cpu(), source_condition.float().cpu(),
+                                    target_condition.float().cpu())
+        if settings.mask_scale > 0:
+            strength = average.abs().mean(dim=1, keepdim=True)
+            change = change * (strength / settings.mask_scale).clamp(max=1.0)
+        change = settings.model_weight * change + (1 - settings.model_weight) * average
     if guide is not None and settings.guide_radius > 0:
         change = guided_filter(guide.float().cpu(), change, settings.guide_radius, settings.guide_eps)
     return change

@@ -57,14 +57,15 @@ def main(seconds: float = 600.0) -> None:
     n_classes = len(faces.age_groups)
 
     def pairs(indices):
-        _, truth = course.ground_truth_at_other_group(faces, indices)
+        target_labels, truth = course.ground_truth_at_other_group(faces, indices)
         photos = to_model_range(faces.images[indices])
-        return with_label_maps(photos, faces.labels[indices], n_classes), photos, to_model_range(truth)
+        return with_label_maps(photos, faces.labels[indices], n_classes), photos, to_model_range(truth), target_labels
 
-    x_train, photos_train, truth_train = pairs(train_idx)
-    x_test, photos_test, truth_test = pairs(held_out)
+    x_train, photos_train, truth_train, _ = pairs(train_idx)
+    x_test, photos_test, truth_test, target_labels = pairs(held_out)
     source = one_hot(torch.as_tensor(faces.labels[held_out]), n_classes)
-    mean_difference = population_change(course.group_means(faces), source, 1 - source)
+    target = one_hot(torch.as_tensor(target_labels), n_classes)
+    mean_difference = population_change(course.group_means(faces), source, target)
 
     def rms(output):
         return (output.clamp(-1, 1) - truth_test).pow(2).flatten(1).mean(1).sqrt().mean().item()

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from course_utils import course
-from course_utils.aging import EditSettings, clean_change, encode, refine_latent
+from course_utils.aging import EditSettings, clean_change, encode, population_change, refine_latent
 from course_utils.tensors import one_hot, to_model_range
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     def rms(output: torch.Tensor) -> float:
         return (output.clamp(-1, 1) - truth).pow(2).flatten(1).mean(1).sqrt().mean().item()
 
-    baseline = rms(photos + ((target - source) @ means.flatten(1)).view_as(photos))
+    baseline = rms(photos + population_change(means, source, target))
     rows = []
     guides = [(0, 1e-4)] + list(itertools.product((2, 4, 6), (1e-4, 1e-3, 1e-2)))  # radius 0: no guided filter
     for smoothing, mask_scale, weight, (radius, eps) in itertools.product((1, 3), (0.0, 0.05, 0.1),

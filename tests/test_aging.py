@@ -269,6 +269,19 @@ def test_cleaned_edit_keeps_what_age_never_changes_and_leans_on_the_average(mode
         EditSettings(guide_eps=0.0)
 
 
+def test_guided_filter_runs_without_group_means(models):
+    """No mean faces (no mask, no blend): the default edit still follows the photo's edges."""
+    generator, encoder = models
+    face = a_face()
+    raw = age_face(face, 1, generator, encoder, source=0, refine_steps=2, edit_settings=EditSettings.raw())
+    guided = age_face(face, 1, generator, encoder, source=0, refine_steps=2, edit_settings=EditSettings(smoothing=1))
+    photo = torch.as_tensor(face, dtype=torch.float32).permute(2, 0, 1)[None] / 127.5 - 1
+    change = torch.as_tensor(raw.change).permute(2, 0, 1)[None] / 127.5
+    expected = guided_filter(photo, change, 4, 1e-4)[0].permute(1, 2, 0).numpy() * 127.5
+    assert np.allclose(guided.change, expected, atol=1e-3)
+    assert not np.allclose(guided.change, raw.change, atol=1e-3)
+
+
 def test_guided_filter_sharpens_a_blurry_change_at_the_photos_edge():
     """A soft step in the change where the photo has a sharp one: the filtered change jumps at the photo's edge."""
     size, edge = 32, 16
