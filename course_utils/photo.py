@@ -32,12 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
 from course_utils.data.images import ImageTooLarge, check_pixels, decode_rgb, resize_square
-from course_utils.tensors import to_model_range
 
 MIN_SIDE = 8
 DEFAULT_MAX_SIDE = 2048
@@ -208,12 +206,6 @@ def crop_face(image, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
     for the box and region used.
     """
     return _find_face(image, box, size, margin, center, stacklevel=4).face
-
-
-def photo_to_tensor(source, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
-                    center: bool = False) -> torch.Tensor:
-    """Photo -> face crop -> float tensor (1, 3, size, size) in [-1, 1] for the models."""
-    return to_model_range(crop_face(source, box=box, size=size, margin=margin, center=center))
 
 
 def _detect(grey: np.ndarray, cascade_name: str, min_neighbors: int) -> list[tuple]:

@@ -1,15 +1,14 @@
-"""load_photo / crop_face / photo_to_tensor: every mode, format, size and bad input."""
+"""load_photo / crop_face: every mode, format, size and bad input."""
 import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import ExifTags, Image
 
 from course_utils.data.crops import BAD_BOX, GRAYSCALE, OK, TOO_LARGE, UNREADABLE, crop_faces, load_face_crop
-from course_utils.photo import DEFAULT_MAX_SIDE, MIN_SIDE, crop_face, load_photo, photo_to_tensor
+from course_utils.photo import DEFAULT_MAX_SIDE, MIN_SIDE, crop_face, load_photo
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -231,7 +230,7 @@ def test_text_file_on_disk_and_text_mode_handle(tmp_path):
         load_photo(handle)
 
 
-# ---------------------------------------------------------------- crop_face / photo_to_tensor
+# ---------------------------------------------------------------- crop_face
 
 def scene() -> Image.Image:
     """200x100 grey photo with a red 40x40 'face' at (120, 20)-(160, 60)."""
@@ -278,11 +277,10 @@ def test_crop_face_bad_boxes(box, message):
         crop_face(scene(), box=box)
 
 
-def test_photo_to_tensor_is_model_ready():
-    tensor = photo_to_tensor(encoded(scene(), "PNG"), box=(120, 20, 160, 60), size=64, margin=0.6)
-    assert tensor.shape == (1, 3, 64, 64) and tensor.dtype == torch.float32
-    assert tensor.min() >= -1 and tensor.max() <= 1
-    assert torch.allclose(tensor[0, :, 32, 32], torch.tensor([1.0, -1.0, -1.0]), atol=0.02)
+def test_crop_face_of_encoded_bytes_is_the_boxed_face():
+    crop = crop_face(encoded(scene(), "PNG"), box=(120, 20, 160, 60), size=64, margin=0.6)
+    assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
+    assert np.abs(crop[32, 32].astype(int) - [255, 0, 0]).max() <= 3
 
 
 # ---------------------------------------------------------------- one reader for crops and uploads
