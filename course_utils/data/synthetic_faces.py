@@ -17,7 +17,7 @@ looks about 45: a few grey hairs at the temples at most, and light lines.
   unit", Exp Gerontol), and at 50 only ~6-23% of people, depending on ancestry,
   have half or more of their hair grey (Panhard, Lozano & Loussouarn 2012,
   "Greying of the human hair: a worldwide survey, revisiting the '50' rule of
-  thumb", Br J Dermatol). Here onset ~ N(35, 8) years (5 years later for the
+  thumb", Br J Dermatol 167(4):865-73). Here onset ~ N(35, 8) years (5 years later for the
   darkest skin tones), then the grey share grows by ~1/45 per year times a
   personal rate (log-normal, ~x0.55 to x1.8), about twice as fast at the
   temples; at 50 about one person in ten is half grey.
@@ -46,11 +46,11 @@ looks about 45: a few grey hairs at the temples at most, and light lines.
   women's of the same age, and women's increase faster after menopause
   (Luebberding, Krueger & Kerscher 2014, "Quantification of age-related facial
   wrinkles in men and women using a three-dimensional fringe projection method
-  and validated assessment scales", Dermatol Surg). Here men's lines run ~3
+  and validated assessment scales", Dermatol Surg 40(1):22-32). Here men's lines run ~3
   years ahead, and women's gain pace after 50.
 * Skin tone: skin becomes slowly duller and paler over decades (sun exposure
   speeds it up; Fisher et al. 2002, "Mechanisms of photoaging and
-  chronological skin aging", Arch Dermatol); here a small change from 30 on, a
+  chronological skin aging", Arch Dermatol 138(11):1462-70); here a small change from 30 on, a
   quarter of its full size at 45 (our rough choice).
 
 People age at different speeds, as real people do (sun, smoking, genes):
