@@ -33,7 +33,8 @@ unit: setup
 # The options live in pyproject.toml, so `pytest --nbval notebooks/` typed by hand does the same.
 # The chapters run under CPU kernels other than those `make course` used for the committed
 # outputs (scripts/other_kernels.py): a machine-dependent digit in a compared cell fails here.
-# It sets ATEN_CPU_CAPABILITY and ONEDNN_MAX_CPU_ISA (avx2/AVX2 on AVX-512 machines, else default/SSE41).
+# It sets ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 on AVX-512 machines, ATEN_CPU_CAPABILITY=default
+# on AVX2 machines, and default/SSE41 elsewhere.
 NBVAL_KERNELS ?= $(shell test -x $(PY) && $(PY) scripts/other_kernels.py)
 nbval: setup
 	rm -rf $(TEST_HOME)/nbval
