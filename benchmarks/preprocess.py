@@ -25,9 +25,9 @@ def naive_crops(paths, boxes, image_size=64, margin=DEFAULT_MARGIN) -> np.ndarra
         try:
             with Image.open(path) as img:
                 rgb = img.convert("RGB")
-        except OSError:  # the few defective mini-wiki photos stay black
+            crop = [round(v) for v in square_crop_box(box, rgb.width, rgb.height, margin)]
+        except (OSError, ValueError):  # mini-wiki's few defective photos (unreadable, 1x1) stay black
             continue
-        crop = [round(v) for v in square_crop_box(box, rgb.width, rgb.height, margin)]
         out[i] = np.asarray(rgb.crop(crop).resize((image_size, image_size), Image.BICUBIC))
     return out
 
