@@ -210,6 +210,11 @@ def reported_faces(val_idx: np.ndarray) -> np.ndarray:
     return val_idx[np.random.default_rng(0).choice(len(val_idx), REPORTED_FACES, replace=False)]
 
 
+def tuning_faces(val_idx: np.ndarray) -> np.ndarray:
+    """The held-out faces chapter 5 does not report: where ``scripts/`` tune and probe the edit (sorted)."""
+    return np.setdiff1d(val_idx, reported_faces(val_idx))
+
+
 def ground_truth_at_other_group(faces: FaceCache, indices) -> tuple[np.ndarray, np.ndarray]:
     """mini-wiki only: each face re-rendered as the same person, moved to the other of two groups by the
     distance between the group centres -> (target labels (N,), truth uint8 (N, H, W, 3))."""

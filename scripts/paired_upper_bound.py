@@ -52,7 +52,7 @@ def main(seconds: float = 600.0) -> None:
     torch.manual_seed(0)
     faces = course.ensure_faces(progress=False)
     train_idx, val_idx = course.split_indices(faces)
-    held_out = np.setdiff1d(val_idx, course.reported_faces(val_idx))
+    held_out = course.tuning_faces(val_idx)
     train_idx = np.random.default_rng(0).choice(train_idx, size=min(3000, len(train_idx)), replace=False)
     n_classes = len(faces.age_groups)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import sys
 
-import numpy as np
 import torch
 
 from course_utils import course
@@ -41,7 +40,7 @@ def main(count: int = 60, steps: int = 30, lr: float = 1e-3) -> None:
     torch.manual_seed(0)
     faces = course.ensure_faces(progress=False)
     _, val_idx = course.split_indices(faces)
-    held_out = np.setdiff1d(val_idx, course.reported_faces(val_idx))[:count]
+    held_out = course.tuning_faces(val_idx)[:count]
     generator = course.ensure_generator(faces, progress=False)
     encoder = course.ensure_encoder(generator, progress=False)
     means = course.group_means(faces)

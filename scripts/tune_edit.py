@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -22,7 +21,7 @@ from course_utils.tensors import one_hot, to_model_range
 def main() -> None:
     faces = course.ensure_faces(progress=False)
     _, val_idx = course.split_indices(faces)
-    tune = np.setdiff1d(val_idx, course.reported_faces(val_idx))
+    tune = course.tuning_faces(val_idx)
     generator = course.ensure_generator(faces, progress=False)
     encoder = course.ensure_encoder(generator, progress=False)
     means = course.group_means(faces)

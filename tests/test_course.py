@@ -109,3 +109,11 @@ def test_gan_config_takes_groups_and_size_from_the_faces():
     faces = striped_faces()
     config = course.gan_config(faces, torch.device("cpu"))
     assert (config.n_classes, config.image_size) == (len(faces.age_groups), faces.images.shape[1])
+
+
+def test_tuning_faces_are_the_held_out_faces_chapter5_does_not_report():
+    val_idx = np.arange(1000, 1400)
+    reported, tuning = course.reported_faces(val_idx), course.tuning_faces(val_idx)
+    assert len(reported) == course.REPORTED_FACES and len(tuning) == len(val_idx) - course.REPORTED_FACES
+    assert not set(reported) & set(tuning)
+    assert sorted(set(reported) | set(tuning)) == list(val_idx)
