@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Pinned here (not in pyproject) so Colab keeps its own preinstalled torch.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Free disk a fresh set-up needs: these pins are 6.4 GiB in .venv (CUDA libraries), plus ~0.7 GiB of course data.
+SETUP_NEEDS_GIB ?= 7
 COURSE_HOME ?= $(CURDIR)/.course_data/course
 TEST_HOME ?= $(CURDIR)/.course_data/test
 export PYTHONUNBUFFERED := 1
@@ -16,6 +18,7 @@ export PYTHONUNBUFFERED := 1
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@$(PY) -c 'import torch' 2>/dev/null || $(PYTHON) scripts/check_disk_space.py $(CURDIR) --need-gib $(SETUP_NEEDS_GIB)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_PINS)
