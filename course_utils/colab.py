@@ -22,6 +22,11 @@ def colab_url(notebook_name: str) -> str:
             f"/notebooks/{notebook_name}")
 
 
+def raw_file_url(path_in_repository: str) -> str:
+    """A file of the repository as GitHub serves it, for an installed copy without a checkout (Colab)."""
+    return f"https://raw.githubusercontent.com/{REPO_SLUG}/{BRANCH}/{path_in_repository}"
+
+
 def badge_markdown(notebook_name: str) -> str:
     return (f'<a href="{colab_url(notebook_name)}" target="_parent" id="{BADGE_MARKER}">'
             '<img src="https://colab.research.google.com/assets/colab-badge.svg" '
