@@ -317,15 +317,25 @@ def encode_and_refine(generator: nn.Module, encoder: nn.Module, images, conditio
     return z
 
 
+CLEANED_EDIT = "edit, cleaned as chapter 5's age_face does"
+RAW_EDIT = "edit: input + G(z, b) - G(z, a)"
+
+
 def ground_truth_along_axis(generator: nn.Module, encoder: nn.Module, people: AxisPeople, condition_of,
-                            mean_face: dict, gaps=(10, 20, 30, 40), refine_steps: int = 100) -> pd.DataFrame:
+                            mean_face: dict, gaps=(10, 20, 30, 40), refine_steps: int = 100,
+                            edit_settings=None) -> pd.DataFrame:
     """Move every person from age a to age b (|b - a| in ``gaps``, both ways) and compare with the truth.
 
     Each input (person i rendered at age a) is encoded and its z refined at a's condition
-    (``aging.refine_latent``). Outputs: the redraw G(z, b) and the edit input + G(z, b) - G(z, a); baselines:
-    the unchanged input and input + mean_face[b] - mean_face[a]. One row per (person, a, b): the RMS
-    distance to the true render at b, in [-1, 1] pixel units, per method.
+    (``aging.refine_latent``). Outputs: the redraw G(z, b), the edit input + G(z, b) - G(z, a), and that
+    edit's change cleaned as chapter 5's ``age_face`` does (``edit_settings``, default ``EditSettings()``,
+    with mean_face[b] - mean_face[a] as the average change); baselines: the unchanged input and
+    input + mean_face[b] - mean_face[a]. One row per (person, a, b): the RMS distance to the true render
+    at b, in [-1, 1] pixel units, per method.
     """
+    from .aging import EditSettings, clean_change_with_average
+
+    edit_settings = edit_settings or EditSettings()
     n_people, n_ages = people.images.shape[:2]
     inputs = to_model_range(people.images.reshape(-1, *people.images.shape[2:]))
     source = torch.stack([torch.as_tensor(condition_of(a), dtype=torch.float32)
@@ -350,8 +360,11 @@ def ground_truth_along_axis(generator: nn.Module, encoder: nn.Module, people: Ax
             target = torch.as_tensor(condition_of(b), dtype=torch.float32).reshape(1, -1).expand(n_people, -1)
             with evaluating(generator):
                 redraw = generator(z[:, ia].to(device), target.to(device)).float().cpu()
+            raw = redraw - reconstruction[:, ia]
+            average = (mean_face[b] - mean_face[a]).expand_as(x)
             outputs = {
-                "edit: input + G(z, b) - G(z, a)": (x + redraw - reconstruction[:, ia]).clamp(-1, 1),
+                CLEANED_EDIT: (x + clean_change_with_average(raw, average, edit_settings, guide=x)).clamp(-1, 1),
+                RAW_EDIT: (x + raw).clamp(-1, 1),
                 "redraw: G(z, b)": redraw,
                 "unchanged input": x,
                 "input + mean face(b) - mean face(a)": (x + mean_face[b] - mean_face[a]).clamp(-1, 1),

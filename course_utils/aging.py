@@ -104,15 +104,28 @@ def clean_change(raw: torch.Tensor, source_condition: torch.Tensor, target_condi
                  guide: torch.Tensor | None = None) -> torch.Tensor:
     """Smooth, mask, blend and edge-align a raw change (N, 3, H, W) as :class:`EditSettings` describes.
 
+    The average change comes from the mean face of each group (``group_means``) and the two conditions.
     ``guide``: the photos (N, 3, H, W) in [-1, 1] the change will be added to.
     """
+    average = None
+    if group_means is not None:
+        average = population_change(group_means.float().cpu(), source_condition.float().cpu(),
+                                    target_condition.float().cpu())
+    return clean_change_with_average(raw, average, settings, guide)
+
+
+def clean_change_with_average(raw: torch.Tensor, average: torch.Tensor | None,
+                              settings: EditSettings = EditSettings(),
+                              guide: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`clean_change` given the population's average change (N, 3, H, W) for the same move
+    directly (chapter 6: mean face at the target age − mean face at the source age); None skips mask
+    and blend."""
     change = raw.float().cpu()
     if settings.smoothing > 1:
         change = torch.nn.functional.avg_pool2d(change, settings.smoothing, stride=1,
                                                 padding=settings.smoothing // 2, count_include_pad=False)
-    if group_means is not None:
-        average = population_change(group_means.float().cpu(), source_condition.float().cpu(),
-                                    target_condition.float().cpu())
+    if average is not None:
+        average = average.float().cpu().expand_as(change)
         if settings.mask_scale > 0:
             strength = average.abs().mean(dim=1, keepdim=True)
             change = change * (strength / settings.mask_scale).clamp(max=1.0)

@@ -215,21 +215,26 @@ def tuning_faces(val_idx: np.ndarray) -> np.ndarray:
     return np.setdiff1d(val_idx, reported_faces(val_idx))
 
 
+def aging_targets(labels, n_groups: int) -> np.ndarray:
+    """The group chapter 5 ages each face to: the oldest group, and faces already in it to the youngest
+    (with two groups: the other one)."""
+    labels = np.asarray(labels)
+    return np.where(labels == n_groups - 1, 0, n_groups - 1)
+
+
 def ground_truth_at_other_group(faces: FaceCache, indices) -> tuple[np.ndarray, np.ndarray]:
-    """mini-wiki only: each face re-rendered as the same person, moved to the other of two groups by the
-    distance between the group centres -> (target labels (N,), truth uint8 (N, H, W, 3))."""
+    """mini-wiki only: each face re-rendered as the same person, moved to its :func:`aging_targets` group
+    by the distance between the group centres -> (target labels (N,), truth uint8 (N, H, W, 3))."""
     from .data import render_ground_truth
 
     indices = np.asarray(indices)
     labels = faces.labels[indices]
-    centres = [np.mean(group) for group in faces.age_groups]
-    if len(centres) != 2:
-        raise ValueError(f"ground truth moves faces between two groups, the faces have {len(centres)}")
-    gap = centres[1] - centres[0]
-    years = faces.table["age"].to_numpy()[indices] + np.where(labels == 0, gap, -gap)
+    targets = aging_targets(labels, len(faces.age_groups))
+    centres = np.array([np.mean(group) for group in faces.age_groups])
+    years = faces.table["age"].to_numpy()[indices] + centres[targets] - centres[labels]
     truth = np.stack([render_ground_truth(faces.dataset_root, faces.table["full_path"].iloc[i], age,
                                           image_size=faces.images.shape[1]) for i, age in zip(indices, years)])
-    return 1 - labels, truth
+    return targets, truth
 
 
 def _announce(what: str, missing: str) -> None:

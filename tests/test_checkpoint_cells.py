@@ -249,21 +249,33 @@ def test_chapter6_checkpoint(broken):
         def forward(self, images):
             return 15 + (images.mean((1, 2, 3)) + 0.5) * 70
 
-    generator, judge = LevelGenerator(obeys=not broken), LevelJudge(32, 4)
+    judge = LevelJudge(32, 4)
     condition_of = age_axis.scheme_condition("thermometer")
-    fit = pd.Series(age_axis.curve_fit(age_axis.response_curve(generator, judge, condition_of, n_noise=4)))
     pattern = np.random.default_rng(0).integers(-20, 21, (3, 1, 32, 32, 3))
     levels = np.array([(condition_of(a).sum().item() / 7 - 0.5 + 1) * 127.5 for a in (20, 30, 40, 50, 60, 70)])
     images = np.clip(levels[None, :, None, None, None] + pattern, 0, 255).astype(np.uint8)
     people = age_axis.AxisPeople(np.arange(3), (20, 30, 40, 50, 60, 70), images)
     means = {a: torch.full((3, 32, 32), float(levels[k] / 127.5 - 1)) for k, a in enumerate(people.ages)}
-    pairs = age_axis.ground_truth_along_axis(generator, ZeroLatent(), people, condition_of, means, refine_steps=0)
-    methods = [c for c in pairs.columns if c not in ("person", "from", "to", "gap", "direction")]
+
+    def measured(generator):
+        fit = pd.Series(age_axis.curve_fit(age_axis.response_curve(generator, judge, condition_of, n_noise=4)))
+        pairs = age_axis.ground_truth_along_axis(generator, ZeroLatent(), people, condition_of, means,
+                                                 refine_steps=0)
+        methods = [c for c in pairs.columns if c not in ("person", "from", "to", "gap", "direction")]
+        return fit, pairs.groupby("gap")[methods].mean()
+
+    fit, by_gap = measured(LevelGenerator(obeys=not broken))
     variables = dict(judge_scores={"judge_mae": 3.0, "mean_baseline_mae": 15.0}, better="thermometer",
-                     better_fit=fit, by_gap=pairs.groupby("gap")[methods].mean())
+                     better_fit=fit, by_gap=by_gap, CLEANED_EDIT=age_axis.CLEANED_EDIT, RAW_EDIT=age_axis.RAW_EDIT)
     if broken:
-        with pytest.raises(AssertionError, match="follow the requested age|beat doing nothing"):
+        with pytest.raises(AssertionError, match="follow the requested age"):
             run_checkpoint("06_age_axis.ipynb", **variables)
+        # Even with a good response curve, the ground truth sees a generator that ignores the age: the
+        # cleaned edit still gains from the average change, the generator's own change does not.
+        good_fit, _ = measured(LevelGenerator(obeys=True))
+        assert (by_gap[age_axis.CLEANED_EDIT] < by_gap["unchanged input"]).all()
+        with pytest.raises(AssertionError, match="own age change must beat doing nothing"):
+            run_checkpoint("06_age_axis.ipynb", **{**variables, "better_fit": good_fit})
     else:
         run_checkpoint("06_age_axis.ipynb", **variables)
     with pytest.raises(AssertionError, match="clearly beat the mean"):

@@ -117,3 +117,9 @@ def test_tuning_faces_are_the_held_out_faces_chapter5_does_not_report():
     assert len(reported) == course.REPORTED_FACES and len(tuning) == len(val_idx) - course.REPORTED_FACES
     assert not set(reported) & set(tuning)
     assert sorted(set(reported) | set(tuning)) == list(val_idx)
+
+
+def test_chapter5_ages_to_the_oldest_group_and_the_oldest_to_the_youngest():
+    assert course.aging_targets([0, 1, 1, 0], 2).tolist() == [1, 0, 0, 1]  # two groups: the other one
+    assert course.aging_targets([0, 1, 2], 3).tolist() == [2, 2, 0]
+    assert int(course.aging_targets(4, 5)) == 0

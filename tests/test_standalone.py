@@ -8,6 +8,7 @@ of the real rebuild. The browser test then runs chapter 5 on a trained home.
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -76,6 +77,10 @@ def test_chapter1_age_groups_carry_over_to_later_chapters(tiny_course, tmp_path,
     assert namespace["faces"].age_groups == tuple(three)
     assert namespace["generator"].n_classes == namespace["classifier"].n_classes == 3
     assert namespace["encoder"](torch.zeros(1, 3, 64, 64)).shape == (1, namespace["generator"].z_dim)
+    faces = namespace["faces"]  # chapter 5's ground truth moves each face to its target group
+    target, truth = course.ground_truth_at_other_group(faces, np.arange(6))
+    assert target.tolist() == course.aging_targets(faces.labels[:6], 3).tolist()
+    assert truth.shape == (6, *faces.images.shape[1:]) and truth.dtype == np.uint8
 
 
 @pytest.mark.parametrize("note", ["not json", '{"age_groups": [[30, 20]], "image_size": 64}',
