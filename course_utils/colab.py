@@ -33,14 +33,32 @@ def badge_markdown(notebook_name: str) -> str:
             'alt="Open In Colab"/></a>')
 
 
+COLAB_PREINSTALLED = ("torch", "torchvision", "numpy")
+
+
+def colab_requirements() -> list[str]:
+    """pyproject.toml's dependencies, bounds included, less those Colab brings (never reinstalled)."""
+    import re
+    import tomllib
+
+    from course_utils.paths import repo_root
+
+    root = repo_root()
+    if root is None:
+        raise RuntimeError("the bootstrap cell is written from a checkout of the course repository")
+    dependencies = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [d for d in dependencies if re.match(r"[A-Za-z0-9_.-]+", d).group() not in COLAB_PREINSTALLED]
+
+
 def bootstrap_source() -> str:
-    # torch, torchvision and numpy come with Colab: --no-deps for the course package and an
-    # explicit list of the rest keeps pip from reinstalling them.
+    # --no-deps for the course package, then pyproject's other dependencies with their bounds,
+    # so pip keeps Colab's own torch, torchvision and numpy.
+    requirements = " ".join(f'"{requirement}"' for requirement in colab_requirements())
     return f"""{BOOTSTRAP_MARKER}: on Colab, install the course package; elsewhere do nothing.
 import sys
 if "google.colab" in sys.modules:
     %pip install -q --no-deps "course_utils @ git+https://github.com/{REPO_SLUG}.git@{BRANCH}"
-    %pip install -q scipy pandas matplotlib tqdm ipywidgets pillow"""
+    %pip install -q {requirements}"""
 
 
 def apply_to_notebook(path: Path) -> bool:

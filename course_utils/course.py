@@ -41,7 +41,7 @@ class RunSize:
     width: int  # GAN base width (the encoder keeps its own)
     batch_size: int  # GAN images per step
     classifier_epochs: int
-    seconds_per_gan_step: float | None  # for the time estimate printed before training; None: unknown
+    seconds_per_step: float | None  # a GAN or encoder step (they cost about the same), for the printed estimate; None: unknown
     note: str
 
 
@@ -61,8 +61,9 @@ RUN_SIZES = {
 }
 CLASSIFIER_SEED = 0
 
-# Rough CPU minutes on 2 cores of the mini-wiki run, for the messages of the ensure_* functions.
-MINUTES_ON_CPU = {"faces": 1, "gan": 4, "classifier": 1, "encoder": 3}
+# Rough minutes of the mini-wiki course run on 2 CPU cores, for the messages of the ensure_* functions
+# (real data on a CPU prints its own estimate from RunSize.seconds_per_step before training).
+MINI_WIKI_MINUTES_ON_CPU = {"faces": 1, "gan": 4, "classifier": 1, "encoder": 3}
 
 
 def run_size(dataset: str | None = None, device: torch.device | None = None) -> RunSize:
@@ -80,9 +81,9 @@ def run_size(dataset: str | None = None, device: torch.device | None = None) -> 
 
 def _warn_if_slow(size: RunSize, steps: int, what: str, dataset: str) -> None:
     """Before a long CPU run on real data, say how long it should take (an estimate)."""
-    if size.seconds_per_gan_step is None or dataset == "mini-wiki":
+    if size.seconds_per_step is None or dataset == "mini-wiki":
         return
-    minutes = steps * size.seconds_per_gan_step / 60
+    minutes = steps * size.seconds_per_step / 60
     print(f"Training the {what} on {dataset} on a CPU: {steps} steps, roughly {minutes:.0f} min "
           f"(an estimate from a 2-core CPU; a GPU is far faster). {size.note}.", flush=True)
 
@@ -239,7 +240,7 @@ def ground_truth_at_other_group(faces: FaceCache, indices) -> tuple[np.ndarray, 
 
 def _announce(what: str, missing: str) -> None:
     print(f"{missing} is missing: rebuilding {what} now, as an earlier chapter would "
-          f"(about {MINUTES_ON_CPU[what]} min on a 2-core CPU, much less on a GPU).", flush=True)
+          f"(mini-wiki: about {MINI_WIKI_MINUTES_ON_CPU[what]} min on a 2-core CPU, much less on a GPU).", flush=True)
 
 
 def ensure_faces(progress: bool = True) -> FaceCache:
@@ -259,7 +260,7 @@ def _trained_for_other_data(n_classes: int, image_size: int, faces: FaceCache, w
     if (n_classes, image_size) == wanted:
         return False
     print(f"The {what} checkpoint was trained for {n_classes} age groups at {image_size} px, but the faces have "
-          f"{wanted[0]} groups at {wanted[1]} px: retraining it (about {MINUTES_ON_CPU[what]} min on a 2-core CPU).",
+          f"{wanted[0]} groups at {wanted[1]} px: retraining it (mini-wiki: about {MINI_WIKI_MINUTES_ON_CPU[what]} min on a 2-core CPU).",
           flush=True)
     return True
 
@@ -321,7 +322,7 @@ def ensure_encoder(generator: Generator | None = None, progress: bool = True) ->
         if (config.get("n_classes"), config.get("image_size")) == (generator.n_classes, generator.image_size):
             return load_encoder(path)
         print(f"The encoder checkpoint was trained for another generator ({config.get('n_classes')} groups): "
-              f"retraining it (about {MINUTES_ON_CPU['encoder']} min on a 2-core CPU).", flush=True)
+              f"retraining it (mini-wiki: about {MINI_WIKI_MINUTES_ON_CPU['encoder']} min on a 2-core CPU).", flush=True)
     else:
         _announce("encoder", "The encoder checkpoint (chapter 4)")
     train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)

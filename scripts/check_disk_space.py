@@ -28,7 +28,7 @@ def disk_space_problem(path: str, need_gib: float) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", help="a folder on the file system that will hold .venv")
-    parser.add_argument("--need-gib", type=float, default=7.0)
+    parser.add_argument("--need-gib", type=float, required=True, help="the Makefile's SETUP_NEEDS_GIB")
     args = parser.parse_args(argv)
     problem = disk_space_problem(args.path, args.need_gib)
     if problem:

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, default=Path("/tmp/wt1_home"),
-                        help="course home to build mini-wiki and the face cache in")
+    parser.add_argument("--home", type=Path, required=True,
+                        help="course home to build mini-wiki and the face cache in (e.g. .course_data/course)")
     parser.add_argument("--dataset-root", type=Path, default=None,
                         help="an extracted wiki_crop folder to measure instead of the home's mini-wiki")
     parser.add_argument("--entries", type=int, default=6000, help="photos in a freshly built mini-wiki")

@@ -7,7 +7,8 @@ import pytest
 
 from course_utils import colab
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_there_are_six_chapters():
@@ -56,3 +57,17 @@ def test_apply_to_notebook_repairs_a_drifted_badge(tmp_path):
     assert repaired.cells[1].source == colab.bootstrap_source()
     assert repaired.cells[2].source == "print(1)"
     assert colab.apply_to_notebook(path) is False
+
+
+def test_bootstrap_installs_pyprojects_dependencies_with_their_bounds():
+    """One list of dependencies: the face detector needs opencv-python-headless below 5 on Colab too."""
+    import tomllib
+
+    pip_lines = [line for line in colab.bootstrap_source().splitlines() if "%pip" in line]
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dependency in dependencies:
+        name = re.match(r"[A-Za-z0-9_.-]+", dependency).group()
+        if name in colab.COLAB_PREINSTALLED:
+            continue
+        assert f'"{dependency}"' in pip_lines[1], dependency
+    assert '"opencv-python-headless>=4.5,<5"' in pip_lines[1]

@@ -62,6 +62,10 @@ def test_an_unknown_name_is_a_clear_error():
         photo.example_photo("../../etc/passwd")
 
 
-def test_without_a_base_url_it_asks_github_for_the_repository_file():
-    assert colab.raw_file_url("assets/photos/astronaut.jpg") == (
-        f"https://raw.githubusercontent.com/{colab.REPO_SLUG}/{colab.BRANCH}/assets/photos/astronaut.jpg")
+def test_without_a_base_url_it_asks_github_for_the_repository_file(no_checkout, monkeypatch):
+    from course_utils.data import download
+
+    asked = []
+    monkeypatch.setattr(download, "fetch", lambda url, destination, **kwargs: asked.append(url) or destination)
+    photo.example_photo("camera.jpg")
+    assert asked == [f"https://raw.githubusercontent.com/{colab.REPO_SLUG}/main/assets/photos/camera.jpg"]

@@ -1,6 +1,6 @@
 """GAN and encoder training: outputs, exact resume, determinism, checkpoint checks."""
 import dataclasses
-import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -223,16 +223,20 @@ def test_command_line_out_must_be_a_writable_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train-gan", "--synthetic-data", "16", "--device", "cpu", "--out", str(a_file), "--no-progress"])
     assert "is a file, not a folder" in capsys.readouterr().err
+    # A folder that cannot be made. chmod would not stop root (CI runs as root), so mkdir is refused here.
     locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if not os.access(locked, os.W_OK):  # (root may write anywhere)
-            with pytest.raises(SystemExit):
-                main(["train-encoder", "--device", "cpu", "--out", str(locked / "run"), "--no-progress"])
-            assert "cannot create the folder" in capsys.readouterr().err
-    finally:
-        locked.chmod(0o700)
+    real_mkdir = Path.mkdir
+
+    def refuse_inside_locked(self, *args, **kwargs):
+        if locked in (self, *self.parents):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "mkdir", refuse_inside_locked)
+        with pytest.raises(SystemExit):
+            main(["train-encoder", "--device", "cpu", "--out", str(locked / "run"), "--no-progress"])
+    assert "cannot create the folder (Permission denied)" in capsys.readouterr().err
 
 
 def test_command_line_options_come_from_the_config_fields():
