@@ -367,7 +367,7 @@ def ground_truth_along_axis(generator: nn.Module, encoder: nn.Module, people: Ax
                 RAW_EDIT: (x + raw).clamp(-1, 1),
                 "redraw: G(z, b)": redraw,
                 "unchanged input": x,
-                "input + mean face(b) - mean face(a)": (x + mean_face[b] - mean_face[a]).clamp(-1, 1),
+                "input + mean face(b) - mean face(a)": (x + average).clamp(-1, 1),
             }
             errors = {name: rms(output, truth) for name, output in outputs.items()}
             for person in range(n_people):
