@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
@@ -51,6 +52,7 @@ class GanConfig(RunConfig):
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     real_label_smoothing: float = 0.9  # one-sided: real targets 0.9, fake targets 0
+    ema_decay: float = 0.0  # > 0: also keep an exponential moving average of G's weights (0.999 typical)
     sample_every: int = 250
     n_sample_noise: int = 8  # sample grid: this many z, each drawn once per age group
     sync_batchnorm: bool = False  # multi-GPU only (NCCL)
@@ -61,6 +63,8 @@ class GanConfig(RunConfig):
         self._require_at_least_one("sample_every", "n_sample_noise")
         if not 0 < self.real_label_smoothing <= 1:
             raise ValueError(f"real_label_smoothing must be in (0, 1], got {self.real_label_smoothing}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -70,6 +74,7 @@ class GanResult:
     generator: nn.Module
     discriminator: nn.Module
     history: pd.DataFrame
+    generator_ema: nn.Module | None
     checkpoint_path: Path
     samples_dir: Path
     steps: int
@@ -349,6 +354,10 @@ def train_gan(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
     batches = FaceBatches.for_config(images_uint8, labels, config, run.device, context, run.channels_last)
     models = {"generator": generator, "discriminator": discriminator}
+    average = None
+    if config.ema_decay:  # an average of G's weights over recent steps, updated after every step
+        average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        models["generator_ema"] = average
     optimizers = {"generator": opt_g, "discriminator": opt_d}
     fixed_z, fixed_condition = fixed_sample_inputs(config)
 
@@ -394,6 +403,8 @@ def train_gan(
         with run.autocast:  # bf16 on CUDA, nothing elsewhere: the step itself stays plain fp32 code
             window.add(gan_step(train_generator, train_discriminator, opt_g, opt_d, real, condition, z,
                                 real_target=config.real_label_smoothing))
+        if average is not None:
+            average.update_parameters(generator)
         step += 1
         last = step == config.steps
         if step % config.log_every == 0 or last:
@@ -413,7 +424,12 @@ def train_gan(
     generator = unwrap(generator).to("cpu", memory_format=torch.contiguous_format).eval()
     discriminator = unwrap(discriminator).to("cpu", memory_format=torch.contiguous_format).eval()
     generator.condition_scheme = config.condition
-    return GanResult(generator, discriminator, _history_frame(history), run.checkpoint_path, samples_dir, step)
+    generator_ema = None
+    if average is not None:
+        generator_ema = average.module.to("cpu", memory_format=torch.contiguous_format).eval()
+        generator_ema.condition_scheme = config.condition
+    return GanResult(generator, discriminator, _history_frame(history), generator_ema, run.checkpoint_path,
+                     samples_dir, step)
 
 
 def _warn_changed_training_settings(saved: dict, config: GanConfig) -> None:
