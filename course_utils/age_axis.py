@@ -227,6 +227,32 @@ def train_age_judge(images_uint8: np.ndarray, ages, epochs: int = 8, batch_size:
     return judge.eval(), pd.DataFrame(rows)
 
 
+def save_age_judge(judge: AgeJudge, path, history: pd.DataFrame | None = None) -> None:
+    """Write an age judge as an "age_judge" checkpoint (atomic, plain tensors and values)."""
+    from .checkpoints import save_checkpoint
+
+    config = {"image_size": judge.image_size, "width": judge.width,
+              "blocks": sum(isinstance(layer, nn.Conv2d) for layer in judge.features)}
+    checkpoint = {"kind": "age_judge", "config": config,
+                  "models": {"judge": {k: v.detach().cpu() for k, v in judge.state_dict().items()}}}
+    if history is not None:
+        checkpoint["history"] = {column: [float(v) for v in history[column]] for column in history.columns}
+    save_checkpoint(checkpoint, path)
+
+
+def load_age_judge(path) -> AgeJudge:
+    """An age judge saved by :func:`save_age_judge`, in eval mode on the CPU."""
+    from .checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(path, "age_judge")
+    judge = AgeJudge(**checkpoint["config"])
+    try:
+        judge.load_state_dict(checkpoint["models"]["judge"])
+    except RuntimeError as error:
+        raise ValueError(f"the age judge weights in {path} do not fit its config: {error}") from None
+    return judge.eval()
+
+
 def judge_report(judge: AgeJudge, images, ages, train_ages) -> dict:
     """MAE in years of the judge on (held-out) faces, and of always predicting the mean training age."""
     ages = np.asarray(ages, dtype=np.float64)

@@ -1,6 +1,6 @@
 """Safe, atomic checkpoints made of tensors and plain Python values only.
 
-A checkpoint is a dict with ``kind`` ("gan", "encoder", "classifier"),
+A checkpoint is a dict with ``kind`` ("gan", "encoder", "classifier", "age_judge"),
 ``config`` (primitives that rebuild the models) and ``models`` (name ->
 state_dict), plus optionally ``optimizers``, ``step``, ``rng`` and ``history``.
 It is written to a temporary file beside the target and moved into place with
@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
-KINDS = ("gan", "encoder", "classifier")
+KINDS = ("gan", "encoder", "classifier", "age_judge")
 DIGEST_KEY = "sha256"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's (zip) format; save_checkpoint never writes anything else
 
