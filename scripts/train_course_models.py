@@ -89,6 +89,11 @@ def still_improving(curve: pd.DataFrame, tolerances: dict, window: int) -> bool:
     return False
 
 
+def shipped_generator(result):
+    """The generator a GAN run ships: the moving average of its weights where it keeps one."""
+    return result.generator_ema if result.generator_ema is not None else result.generator
+
+
 def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     try:
@@ -241,17 +246,19 @@ class Trainer:
             result = train_gan(faces.images[self.train_idx], faces.labels[self.train_idx], config,
                                self.work / "gan", resume=True, progress=False)
             self._gan_config = config
-            return result.generator_ema if result.generator_ema is not None else result.generator
+            return result
 
-        def measure(generator):
+        def measure(result):
             from course_utils.conditioning_check import conditioning_report
 
+            generator = shipped_generator(result)
             report = conditioning_report(generator, judge, n_per_class=500)
             return {"speckle": self._speckle(generator, real), "accuracy": report["accuracy"],
-                    "flip_rate": report["flip_rate"], **probe.measure(generator)}
+                    "flip_rate": report["flip_rate"], **probe.measure(generator),
+                    "speckle_as_trained": self._speckle(result.generator, real)}
 
         curve, stop = self.schedule_loop("gan", "gan", "step", train_to, measure)
-        generator = train_to(stop)
+        generator = shipped_generator(train_to(stop))
         last = curve.iloc[-1].to_dict()
         self.write("gan", "gan", self._gan_config.to_dict(), generator, curve, "step",
                    {key: last[key] for key in curve.columns if key not in ("step", "wall_seconds")})
@@ -329,16 +336,18 @@ class Trainer:
                 result = train_gan(faces.images[tr], age_axis.condition_for_ages(ages[tr], scheme).numpy(), config,
                                    self.work / name, resume=True, progress=False)
                 self._gan_config = config
-                return result.generator_ema if result.generator_ema is not None else result.generator
+                return result
 
-            def measure(generator, condition_of=condition_of):
+            def measure(result, condition_of=condition_of):
+                generator = shipped_generator(result)
                 fit = age_axis.curve_fit(age_axis.response_curve(generator, judge, condition_of, n_noise=256))
                 return {"speckle": self._speckle(generator, real, scheme_condition=condition_of),
-                        "slope": fit["slope"], "pearson": fit["pearson"], "years_off": fit["years_off"]}
+                        "slope": fit["slope"], "pearson": fit["pearson"], "years_off": fit["years_off"],
+                        "speckle_as_trained": self._speckle(result.generator, real, scheme_condition=condition_of)}
 
             if not self.shipped(name):
                 curve, stop = self.schedule_loop(name, "axis_gan", "step", train_to, measure)
-                generator = train_to(stop)
+                generator = shipped_generator(train_to(stop))
                 last = curve.iloc[-1].to_dict()
                 self.write(name, "gan", self._gan_config.to_dict(), generator, curve, "step",
                            {key: last[key] for key in curve.columns if key not in ("step", "wall_seconds")})
