@@ -60,6 +60,10 @@ SIZES = {
         "axis_encoder": Schedule(chunk=10, minimum=10, cap=20, window=1),
     },
 }
+# How many held-out faces the GAN's ground-truth probe fits, with how many refinement steps, and how many
+# renders per group the conditioning report judges.
+PROBE_SIZES = {"course": {"n_faces": 96, "refine_steps": 150, "renders_per_group": 500},
+               "tiny": {"n_faces": 8, "refine_steps": 5, "renders_per_group": 50}}
 # What counts as still improving: figure -> (direction, smallest change that counts).
 TOLERANCES = {
     "gan": {"speckle": ("down", 0.03), "accuracy": ("up", 0.01), "flip_rate": ("up", 0.01),
@@ -237,7 +241,7 @@ class Trainer:
         faces, course = self.faces, self.course
         judge = load("classifier", self.out)
         real = self._real(self.val_idx)
-        probe = GroundTruthProbe(self)
+        probe = GroundTruthProbe(self, **{k: v for k, v in PROBE_SIZES[self.size].items() if k != "renders_per_group"})
 
         def train_to(stop: int):
             config = course.gan_config(faces, steps=stop, checkpoint_every=self.schedules["gan"].chunk,
@@ -252,7 +256,7 @@ class Trainer:
             from course_utils.conditioning_check import conditioning_report
 
             generator = shipped_generator(result)
-            report = conditioning_report(generator, judge, n_per_class=500)
+            report = conditioning_report(generator, judge, n_per_class=PROBE_SIZES[self.size]["renders_per_group"])
             return {"speckle": self._speckle(generator, real), "accuracy": report["accuracy"],
                     "flip_rate": report["flip_rate"], **probe.measure(generator),
                     "speckle_as_trained": self._speckle(result.generator, real)}
@@ -340,7 +344,8 @@ class Trainer:
 
             def measure(result, condition_of=condition_of):
                 generator = shipped_generator(result)
-                fit = age_axis.curve_fit(age_axis.response_curve(generator, judge, condition_of, n_noise=256))
+                fit = age_axis.curve_fit(age_axis.response_curve(
+                    generator, judge, condition_of, n_noise=PROBE_SIZES[self.size]["renders_per_group"] // 2))
                 return {"speckle": self._speckle(generator, real, scheme_condition=condition_of),
                         "slope": fit["slope"], "pearson": fit["pearson"], "years_off": fit["years_off"],
                         "speckle_as_trained": self._speckle(result.generator, real, scheme_condition=condition_of)}
@@ -392,14 +397,13 @@ class GroundTruthProbe:
     faces (not chapter 5's reported ones) fitted by refinement from a fixed random z, moved to the other
     group, and compared with their true renders. Reported as RMS relative to input + mean group difference."""
 
-    FACES, REFINE_STEPS = 96, 150
-
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Trainer, n_faces: int, refine_steps: int):
         from course_utils.tensors import one_hot, to_model_range
 
         course, faces = trainer.course, trainer.faces
         val = trainer.val_idx  # a tiny run has fewer held-out faces than chapter 5 reports
-        rows = (course.tuning_faces(val) if len(val) > course.REPORTED_FACES else val)[: self.FACES]
+        rows = (course.tuning_faces(val) if len(val) > course.REPORTED_FACES else val)[:n_faces]
+        self.refine_steps = refine_steps
         self.photos = to_model_range(faces.images[rows])
         targets, truth = course.ground_truth_at_other_group(faces, rows)
         self.truth = to_model_range(truth)
@@ -418,7 +422,7 @@ class GroundTruthProbe:
     def measure(self, generator) -> dict:
         from course_utils.aging import clean_change, refine_latent
 
-        z, _ = refine_latent(generator, self.start, self.photos, self.source, steps=self.REFINE_STEPS)
+        z, _ = refine_latent(generator, self.start, self.photos, self.source, steps=self.refine_steps)
         with torch.no_grad():
             raw = generator(z, self.target) - generator(z, self.source)
         cleaned = clean_change(raw, self.source, self.target, self.means, guide=self.photos)
