@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import paths
+from .conditions import SCHEMES
 from .distributed import barrier, init_distributed, shutdown_distributed, state_digest
 
 
@@ -44,8 +45,6 @@ def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tup
         option, kind = "--" + field.name.replace("_", "-"), str(field.type)
         shown = f"(default: {field.default})"
         if field.name == "condition":
-            from .age_axis import SCHEMES
-
             parser.add_argument(option, choices=SCHEMES, default=None,
                                 help=f"how the age is coded: the cache's one-hot groups (chapters 2-5), Age-cGAN's "
                                      f"six groups or the thermometer code of ages (chapter 6) {shown}")
@@ -109,7 +108,7 @@ def _check_out(out: Path) -> Path:
 
 
 def run_train_gan(args: argparse.Namespace, context) -> Path:
-    from .age_axis import AGE_RANGE, SIX_GROUPS, condition_for_ages
+    from .conditions import AGE_RANGE, SIX_GROUPS, condition_for_ages
     from .course import age_axis_run_dir, gan_config, split_indices
     from .device import pick_device
     from .train_gan import GanConfig, train_gan

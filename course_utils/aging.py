@@ -34,6 +34,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
+from course_utils.photo import CENTER, find_face, load_photo
 from course_utils.tensors import one_hot, soft_condition, to_model_range, to_uint8
 from course_utils.training import eval_mode, evaluating, frozen_parameters, module_device
 
@@ -416,8 +417,6 @@ def edit_photo(photo, box, change, margin: float = DEFAULT_MARGIN, feather: floa
     fades to zero over the outer ``feather`` fraction of the region on each
     side. Pixels outside the region are returned exactly as they were.
     """
-    from course_utils.photo import CENTER, load_photo  # photo imports nothing from here; keep it that way
-
     if not 0 < feather <= 0.5:
         raise ValueError(f"feather must be in (0, 0.5], got {feather}")
     change = np.asarray(change, dtype=np.float32)
@@ -485,8 +484,6 @@ def age_photo(
     ``box`` as for ``photo.find_face``: None detects the face (``NoFaceFound``
     if there is none), a box is used as given, "center" takes the centre square.
     """
-    from course_utils.photo import find_face
-
     size = int(getattr(generator, "image_size", 64))
     found = find_face(photo, box=box, size=size, margin=margin)
     result = age_face(found.face, target, generator, encoder, source=source, classifier=classifier,

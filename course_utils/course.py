@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import age_axis, paths
+from . import conditions, paths
 from .classifier import AgeClassifier, load_classifier, save_classifier, train_classifier
 from .checkpoints import load_checkpoint
-from .data import FaceCache, latest_face_settings, load_face_cache, split_by_identity
+from .data import FaceCache, latest_face_settings, load_face_cache, render_ground_truth, split_by_identity
 from .device import pick_device
 from .models import Encoder, Generator
 from .tensors import to_model_range
@@ -98,7 +98,7 @@ def gan_config(faces: FaceCache | None = None, device: torch.device | None = Non
         settings.update(n_classes=len(faces.age_groups), image_size=faces.images.shape[1])
     scheme = overrides.get("condition", "groups")
     if scheme != "groups":  # the age-axis schemes have their own size, whatever the cache's groups
-        settings["n_classes"] = age_axis.condition_size(scheme)
+        settings["n_classes"] = conditions.condition_size(scheme)
     config = GanConfig(**{**settings, **overrides})
     if faces is not None:
         _warn_if_slow(size, config.steps, "GAN", dataset or paths.dataset_name())
@@ -165,18 +165,18 @@ def age_axis_faces(progress: bool = True, device: torch.device | None = None) ->
     A side cache: chapter 1's note of the last settings, which chapters 2-5 follow, is left as it was.
     """
     return load_face_cache(paths.dataset_name(), image_size=age_axis_settings(device)["image_size"],
-                           age_groups=age_axis.SIX_GROUPS, progress=progress, remember=False)
+                           age_groups=conditions.SIX_GROUPS, progress=progress, remember=False)
 
 
 def age_axis_run_dir(scheme: str, dataset: str | None = None) -> Path:
     """Where chapter 6 (and ``train-gan --condition``) keep the GAN and encoder of one condition scheme."""
-    return paths.run_dir(dataset) / f"age_axis_{age_axis.check_scheme(scheme)}"
+    return paths.run_dir(dataset) / f"age_axis_{conditions.check_scheme(scheme)}"
 
 
 def age_axis_gan_config(scheme: str, device: torch.device | None = None, **overrides) -> GanConfig:
     """Chapter 6's GAN settings for a condition scheme (GanConfig defaults otherwise)."""
     settings = age_axis_settings(device)
-    return GanConfig(**{"condition": scheme, "n_classes": age_axis.condition_size(scheme),
+    return GanConfig(**{"condition": scheme, "n_classes": conditions.condition_size(scheme),
                         "image_size": settings["image_size"], "width": settings["width"],
                         "steps": settings["gan_steps"], "sample_every": settings["gan_steps"],
                         "threads": settings["threads"], **overrides})
@@ -226,8 +226,6 @@ def aging_targets(labels, n_groups: int) -> np.ndarray:
 def ground_truth_at_other_group(faces: FaceCache, indices) -> tuple[np.ndarray, np.ndarray]:
     """mini-wiki only: each face re-rendered as the same person, moved to its :func:`aging_targets` group
     by the distance between the group centres -> (target labels (N,), truth uint8 (N, H, W, 3))."""
-    from .data import render_ground_truth
-
     indices = np.asarray(indices)
     labels = faces.labels[indices]
     targets = aging_targets(labels, len(faces.age_groups))

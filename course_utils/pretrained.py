@@ -19,6 +19,11 @@ from pathlib import Path
 import pandas as pd
 from torch import nn
 
+from .age_axis import load_age_judge
+from .classifier import load_classifier
+from .train_encoder import load_encoder
+from .train_gan import load_generator
+
 FOLDER = Path(__file__).with_name("pretrained")
 # name -> what it is; chapters 2-5 use the first three, chapter 6 the rest.
 MODELS = {
@@ -82,20 +87,12 @@ def load(name: str, folder: Path | None = None) -> nn.Module:
     path = verified_path(name, folder)
     kind = card(name, folder)["kind"]
     if kind == "gan":
-        from .train_gan import load_generator
-
         return load_generator(path)
     if kind == "encoder":
-        from .train_encoder import load_encoder
-
         return load_encoder(path)
     if kind == "classifier":
-        from .classifier import load_classifier
-
         return load_classifier(path)
     if kind == "age_judge":
-        from .age_axis import load_age_judge
-
         return load_age_judge(path)
     raise ModelFileError(f"the card of {name!r} names an unknown kind {kind!r}")
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from . import paths
 from .checkpoints import check_config, load_checkpoint
 from .distributed import DistributedContext, unwrap, wrap_ddp
-from .age_axis import random_conditions, scheme_of
+from .conditions import random_conditions, scheme_of
 from .models import Encoder, Generator
 from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
                        start_run, step_seed)
@@ -101,7 +101,7 @@ def generated_pairs(
     """One batch of training pairs: images G(z, y), their z and their condition y.
 
     y is a random one-hot age group, or a random condition of ``scheme`` (default: the generator's
-    ``condition_scheme``, see ``age_axis.random_conditions``).
+    ``condition_scheme``, see ``conditions.random_conditions``).
     """
     z = torch.randn(batch_size, z_dim, generator=noise, device=device)
     condition = random_conditions(scheme or scheme_of(generator), n_classes, batch_size, noise, device)

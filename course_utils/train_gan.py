@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import paths
 from .checkpoints import load_checkpoint
 from .distributed import DistributedContext, unwrap, wrap_ddp
-from .age_axis import sample_grid_conditions
+from .conditions import sample_grid_conditions
 from .models import Discriminator, Generator
 from .tensors import one_hot
 from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
@@ -129,7 +129,7 @@ class FaceBatches:
     """The real faces, their conditions and the noise z of every training step.
 
     ``labels`` are integer age groups (N,), made one-hot per batch, or float
-    condition vectors (N, n_classes) of any scheme (``age_axis.condition_for_ages``),
+    condition vectors (N, n_classes) of any scheme (``conditions.condition_for_ages``),
     used as they are.
 
     The whole uint8 array stays on the training device when it fits, so a
@@ -263,7 +263,7 @@ def _fits_on_device(nbytes: int, device: torch.device, headroom: float = 0.5) ->
 def fixed_sample_inputs(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The noise and conditions of the sample grids: the same z in every age group (row).
 
-    For another condition scheme the rows are ``age_axis.sample_grid_conditions`` (e.g. ages 20 to 80).
+    For another condition scheme the rows are ``conditions.sample_grid_conditions`` (e.g. ages 20 to 80).
     """
     noise = torch.Generator().manual_seed(config.seed + 1)
     z = torch.randn(config.n_sample_noise, config.z_dim, generator=noise)
@@ -320,7 +320,7 @@ def train_gan(
     """Train the conditional DCGAN on uint8 faces (N, S, S, 3) with integer age labels (N,).
 
     ``labels`` may instead be float condition vectors (N, n_classes) of the
-    scheme ``config.condition`` (``age_axis.condition_for_ages``); the
+    scheme ``config.condition`` (``conditions.condition_for_ages``); the
     checkpoint records the scheme, and the generators returned and loaded by
     :func:`load_generator` carry it as ``generator.condition_scheme``.
 
@@ -455,5 +455,5 @@ def load_generator(path: str | Path | None = None, device: str | torch.device = 
         generator.load_state_dict(checkpoint["models"]["generator"])
     except RuntimeError as error:
         raise ValueError(f"the generator weights in {path} do not fit its config {config}: {error}") from None
-    generator.condition_scheme = config.condition  # how to build its conditions: age_axis.SCHEMES
+    generator.condition_scheme = config.condition  # how to build its conditions: conditions.SCHEMES
     return generator.to(device).eval()

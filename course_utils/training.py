@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from . import paths
+from .conditions import check_scheme, condition_size
 from .checkpoints import capture_rng_state, check_config, load_checkpoint, restore_rng_state, save_checkpoint
 from .device import autocast_for, pick_device, resolve_channels_last, set_cpu_threads
 from .distributed import (
@@ -79,11 +80,9 @@ class RunConfig:
     channels_last: bool | None = None  # None: on CUDA and the CPU, not on MPS
     compile: bool = False  # torch.compile the models (GPU fast path)
     threads: int | None = None  # CPU threads; None keeps torch's (fixed per machine) default
-    condition: str = "groups"  # how the age is coded: age_axis.SCHEMES ("groups": the cache's one-hot groups)
+    condition: str = "groups"  # how the age is coded: conditions.SCHEMES ("groups": the cache's one-hot groups)
 
     def __post_init__(self):
-        from .age_axis import check_scheme, condition_size  # age_axis imports this module
-
         check_scheme(self.condition)
         if self.condition != "groups" and self.n_classes != condition_size(self.condition):
             raise ValueError(f"the {self.condition!r} condition has {condition_size(self.condition)} dimensions, "

@@ -310,7 +310,7 @@ class YearsSliderApp(AgeSliderApp):
     """The age slider for a generator conditioned on the age itself (chapter 6): it moves in years.
 
     ``ages`` are the faces' ages in years (not group labels), and ``condition_of(years) -> (C,)``
-    gives the generator's condition for any age, e.g. ``age_axis.scheme_condition("thermometer")``.
+    gives the generator's condition for any age, e.g. ``conditions.scheme_condition("thermometer")``.
     The slider spans ``age_range`` (the ages the generator was trained on); each position is an age,
     coded exactly as in training, with no mixing between group midpoints. ``judge``, if given, is a
     regressor of the age in years (``age_axis.AgeJudge``) that gives an uploaded face its source age;

@@ -320,7 +320,7 @@ class Trainer:
                    {"epochs": best, **measure(judge)})
 
     def axis(self) -> None:
-        from course_utils import age_axis
+        from course_utils import age_axis, conditions
         from course_utils.pretrained import load
         from course_utils.train_gan import train_gan
 
@@ -330,14 +330,14 @@ class Trainer:
         real = self._real(va, faces)
         for scheme in AXIS_SCHEMES:
             name = f"axis_gan_{scheme}"
-            condition_of = age_axis.scheme_condition(scheme)
+            condition_of = conditions.scheme_condition(scheme)
 
             def train_to(stop: int, scheme=scheme, name=name):
                 config = self.course.age_axis_gan_config(
                     scheme, steps=stop, checkpoint_every=self.schedules["axis_gan"].chunk,
                     sample_every=self.schedules["axis_gan"].chunk, **GAN_SETTINGS,
                     **({"threads": self.threads} if self.threads else {}))
-                result = train_gan(faces.images[tr], age_axis.condition_for_ages(ages[tr], scheme).numpy(), config,
+                result = train_gan(faces.images[tr], conditions.condition_for_ages(ages[tr], scheme).numpy(), config,
                                    self.work / name, resume=True, progress=False)
                 self._gan_config = config
                 return result

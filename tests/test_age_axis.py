@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from course_utils import age_axis, course, paths
-from course_utils.age_axis import (SIX_GROUPS, THERMOMETER_THRESHOLDS, AgeJudge, condition_for_ages,
-                                   condition_size, curve_fit, ground_truth_along_axis, judge_ages, mean_faces,
-                                   random_conditions, response_curve, train_age_judge)
+from course_utils.age_axis import (AgeJudge, curve_fit, ground_truth_along_axis, judge_ages, mean_faces,
+                                   response_curve, train_age_judge)
+from course_utils.conditions import (SIX_GROUPS, THERMOMETER_THRESHOLDS, condition_for_ages, condition_size,
+                                     random_conditions, scheme_condition)
 from course_utils.aging import age_face
 from course_utils.models import Encoder, Generator
 from course_utils.train_encoder import EncoderConfig, generated_pairs, train_encoder
@@ -157,7 +158,7 @@ class _ReadBrightness(AgeJudge):
 
 
 def test_response_curve_and_fit_on_a_perfect_world():
-    curve = response_curve(_AgeIsBrightness(), _ReadBrightness(32, 4), age_axis.scheme_condition("thermometer"),
+    curve = response_curve(_AgeIsBrightness(), _ReadBrightness(32, 4), scheme_condition("thermometer"),
                            n_noise=4)
     assert list(curve["requested"]) == list(range(20, 71, 5))
     fit = curve_fit(curve)
@@ -171,7 +172,7 @@ def test_ground_truth_table_has_both_directions_and_every_gap():
     generator = Generator(4, 7, 32, width=4).eval()
     encoder = Encoder(4, 32, width=4, hidden=8).eval()
     means = mean_faces(rng.integers(0, 256, (50, 32, 32, 3), dtype=np.uint8), np.linspace(18, 72, 50), people.ages)
-    table = ground_truth_along_axis(generator, encoder, people, age_axis.scheme_condition("thermometer"), means,
+    table = ground_truth_along_axis(generator, encoder, people, scheme_condition("thermometer"), means,
                                     refine_steps=2)
     assert sorted(table["gap"].unique()) == [10, 20, 30, 40]
     assert len(table) == 3 * 2 * (5 + 4 + 3 + 2)
@@ -186,7 +187,7 @@ def test_age_face_in_years_and_the_years_slider():
     generator = Generator(4, 7, 32, width=4).eval()
     encoder = Encoder(4, 32, width=4, hidden=8).eval()
     faces = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    condition_of = age_axis.scheme_condition("thermometer")
+    condition_of = scheme_condition("thermometer")
     result = age_face(faces[0], 62.5, generator, encoder, source=30, refine_steps=2, condition_of=condition_of)
     assert result.aged.shape == (32, 32, 3) and result.source == 30.0
     app = YearsSliderApp(generator, encoder, faces, [30, 55], condition_of, age_range=(15, 80), refine_steps=2,

@@ -242,7 +242,7 @@ class ZeroLatent(nn.Module):
 def test_chapter6_checkpoint(broken):
     """The response curve and the ground-truth table come from the chapter's own functions, in a toy world
     where age is brightness and people differ by a fixed pattern."""
-    from course_utils import age_axis
+    from course_utils import age_axis, conditions
     from course_utils.age_axis import AgeJudge
 
     class LevelJudge(AgeJudge):
@@ -250,7 +250,7 @@ def test_chapter6_checkpoint(broken):
             return 15 + (images.mean((1, 2, 3)) + 0.5) * 70
 
     judge = LevelJudge(32, 4)
-    condition_of = age_axis.scheme_condition("thermometer")
+    condition_of = conditions.scheme_condition("thermometer")
     pattern = np.random.default_rng(0).integers(-20, 21, (3, 1, 32, 32, 3))
     levels = np.array([(condition_of(a).sum().item() / 7 - 0.5 + 1) * 127.5 for a in (20, 30, 40, 50, 60, 70)])
     images = np.clip(levels[None, :, None, None, None] + pattern, 0, 255).astype(np.uint8)
