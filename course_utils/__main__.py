@@ -109,7 +109,7 @@ def _check_out(out: Path) -> Path:
 
 def run_train_gan(args: argparse.Namespace, context) -> Path:
     from .conditions import AGE_RANGE, SIX_GROUPS, condition_for_ages
-    from .course import age_axis_run_dir, gan_config, split_indices
+    from .run_configs import axis_run_dir, gan_config
     from .device import pick_device
     from .train_gan import GanConfig, train_gan
 
@@ -119,7 +119,7 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
     scheme = settings.get("condition", "groups")
     # Another scheme than chapter 2's groups gets its own folder (chapter 6's), never chapter 2's gan.pt.
     out = _check_out(args.out or (paths.run_dir(args.dataset) if scheme == "groups"
-                                  else age_axis_run_dir(scheme, args.dataset)))
+                                  else axis_run_dir(scheme, args.dataset)))
     device = pick_device(args.device)
     if args.synthetic_data:
         # The notebooks' settings, so a headless run makes the checkpoint chapters 3 to 5 expect.
@@ -144,7 +144,7 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
         if context.is_main:
             barrier(context)
         config = gan_config(cache, device, **settings)  # age groups and size from the cache
-        train, _ = split_indices(cache)  # held-out people stay unseen, as in the notebooks
+        train, _ = cache.split()  # held-out people stay unseen, as in the notebooks
         images, labels = cache.images[train], cache.labels[train]
         if scheme != "groups":
             labels = condition_for_ages(cache.table["age"].to_numpy()[train], scheme).numpy()
@@ -157,7 +157,7 @@ def run_train_gan(args: argparse.Namespace, context) -> Path:
 
 
 def run_train_encoder(args: argparse.Namespace, context) -> Path:
-    from .course import encoder_config
+    from .run_configs import encoder_config
     from .device import pick_device
     from .train_encoder import EncoderConfig, train_encoder
     from .train_gan import load_generator

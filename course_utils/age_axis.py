@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .aging import EditSettings, clean_change_with_average, encode, refine_latent
+from .age_change import EditSettings, clean_change_with_average
+from .aging import REFINE_STEPS, encode, refine_latent
 from .checkpoints import load_checkpoint, save_checkpoint
 from .data import render_ground_truth
 from .tensors import to_model_range
@@ -223,7 +224,7 @@ def mean_faces(images_uint8: np.ndarray, face_ages, ages, window: float = 3) -> 
 
 
 def encode_and_refine(generator: nn.Module, encoder: nn.Module, images, condition,
-                      steps: int = 100) -> torch.Tensor:
+                      steps: int = REFINE_STEPS) -> torch.Tensor:
     """z for images at a (C,) or (N, C) condition: the encoder's guess refined by ``aging.refine_latent``."""
     z, _ = refine_latent(generator, encode(encoder, images), images, torch.as_tensor(condition), steps=steps)
     return z
@@ -234,7 +235,7 @@ RAW_EDIT = "edit: input + G(z, b) - G(z, a)"
 
 
 def ground_truth_along_axis(generator: nn.Module, encoder: nn.Module, people: AxisPeople, condition_of,
-                            mean_face: dict, gaps=(10, 20, 30, 40), refine_steps: int = 100,
+                            mean_face: dict, gaps=(10, 20, 30, 40), refine_steps: int = REFINE_STEPS,
                             edit_settings=None) -> pd.DataFrame:
     """Move every person from age a to age b (|b - a| in ``gaps``, both ways) and compare with the truth.
 

@@ -12,6 +12,12 @@ SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
+def rms(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square distance per image: (N, C, H, W) pairs -> (N,), in the images' units."""
+    a, b = _paired_batches(a, b)
+    return (a - b).pow(2).flatten(1).mean(dim=1).sqrt()
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB per image: (N, C, H, W) pairs -> (N,).
 

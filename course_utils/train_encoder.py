@@ -24,9 +24,10 @@ from tqdm.auto import tqdm
 
 from . import paths
 from .checkpoints import check_config, load_checkpoint
-from .distributed import DistributedContext, unwrap, wrap_ddp
 from .conditions import random_conditions, scheme_of
+from .distributed import DistributedContext, unwrap, wrap_ddp
 from .models import Encoder, Generator
+from .presets import DEFAULT
 from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
                        start_run, step_seed)
 
@@ -38,14 +39,15 @@ HELD_OUT_RANK = 1_000_003  # a pseudo-rank for held-out pairs: never used by a t
 class EncoderConfig(RunConfig):
     """Everything that defines an encoder training run (saved in its checkpoint)."""
 
-    batch_size: int = 128
-    steps: int = 600
-    hidden: int = 512
-    lr: float = 3e-4  # measured on the course GAN: 1e-3 plateaus far higher, 3e-3 diverges
+    width: int = DEFAULT.encoder_width
+    batch_size: int = DEFAULT.encoder_batch
+    steps: int = DEFAULT.encoder_steps
+    hidden: int = DEFAULT.encoder_hidden
+    lr: float = DEFAULT.encoder_lr
     betas: tuple[float, float] = (0.9, 0.999)
     image_loss_weight: float = 0.0
     eval_every: int = 200
-    eval_pairs: int = 1024
+    eval_pairs: int = DEFAULT.encoder_eval_pairs
 
     def __post_init__(self):
         super().__post_init__()
@@ -229,19 +231,7 @@ def train_encoder(
             window.add(encoder_step(train_model, frozen_generator, optimizer, config.batch_size, noise,
                                     image_loss_weight=config.image_loss_weight, scheme=config.condition))
         step += 1
-        last = step == config.steps
-        if step % config.log_every == 0 or last:
-            (z_mse, image_mse), rate = window.close(step)
-            row = {"step": step, "loss": z_mse, "image_loss": image_mse,
-                   "unexplained_variance": float("nan"), "images_per_s": rate}
-            if context.is_main and (step % config.eval_every == 0 or last):
-                row["unexplained_variance"] = unexplained_variance(encoder, frozen_generator, config.eval_pairs,
-                                                                   config.seed, config.condition)
-            history.append(row)
-            bar.set_postfix(loss=f"{z_mse:.3f}", img_s=f"{rate:.0f}")
-            bar.update(step - bar.n)
-        if step % config.checkpoint_every == 0 or last:
-            save_run(run, "encoder", step, models, optimizers, _history_frame(history))
+        _after_step(run, step, window, bar, history, encoder, frozen_generator, models, optimizers)
     bar.close()
     finish_run(run, encoder=encoder)
 
@@ -250,6 +240,24 @@ def train_encoder(
     r2 = latent_r2(encoder, frozen_generator, config.eval_pairs, config.seed, config.condition)
     encoder = unwrap(encoder).to("cpu", memory_format=torch.contiguous_format).eval()
     return EncoderResult(encoder, _history_frame(history), run.checkpoint_path, final_unexplained, r2)
+
+
+def _after_step(run, step: int, window: LogWindow, bar, history: list[dict], encoder, frozen_generator,
+                models: dict, optimizers: dict) -> None:
+    """Log (with the held-out unexplained variance every ``eval_every`` steps) and checkpoint in turn."""
+    config, last = run.config, step == run.config.steps
+    if step % config.log_every == 0 or last:
+        (z_mse, image_mse), rate = window.close(step)
+        row = {"step": step, "loss": z_mse, "image_loss": image_mse,
+               "unexplained_variance": float("nan"), "images_per_s": rate}
+        if run.context.is_main and (step % config.eval_every == 0 or last):
+            row["unexplained_variance"] = unexplained_variance(encoder, frozen_generator, config.eval_pairs,
+                                                               config.seed, config.condition)
+        history.append(row)
+        bar.set_postfix(loss=f"{z_mse:.3f}", img_s=f"{rate:.0f}")
+        bar.update(step - bar.n)
+    if step % config.checkpoint_every == 0 or last:
+        save_run(run, "encoder", step, models, optimizers, _history_frame(history))
 
 
 def _history_frame(rows: list[dict]) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from . import paths
 from .checkpoints import load_checkpoint
+from .device import fits_on_device
 from .distributed import DistributedContext, unwrap, wrap_ddp
 from .conditions import sample_grid_conditions
 from .models import Discriminator, Generator
@@ -182,7 +183,7 @@ class FaceBatches:
         self.device, self.n_classes, self.channels_last = torch.device(device), n_classes, channels_last
         self.batch_size, self.seed, self.z_dim = batch_size, seed, z_dim
         self.rank, self.world_size = rank, world_size
-        home = self.device if _fits_on_device(images.numel(), self.device) else torch.device("cpu")
+        home = self.device if fits_on_device(images.numel(), self.device) else torch.device("cpu")
         self.images, self.labels = images.contiguous().to(home), labels.to(home)
         if home.type == "cpu" and self.device.type == "cuda":
             self.images = self.images.pin_memory()
@@ -250,14 +251,6 @@ class FaceBatches:
             self.position = state["position"]
         else:
             self.set_epoch(state["epoch"] + 1)
-
-
-def _fits_on_device(nbytes: int, device: torch.device, headroom: float = 0.5) -> bool:
-    """Whether ``nbytes`` of data may live on ``device`` (using at most ``headroom`` of its free memory)."""
-    if device.type != "cuda":
-        return True  # CPU (and MPS unified memory): the data is already in this memory.
-    free, _total = torch.cuda.mem_get_info(device)
-    return nbytes <= free * headroom
 
 
 def fixed_sample_inputs(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -342,94 +335,119 @@ def train_gan(
     """
     config = config or GanConfig()
     run = start_run(config, run_dir, "gan.pt", device, context)
-    context = run.context
-    samples_dir = run.checkpoint_path.parent / "gan_samples"
-    generator = generator if generator is not None else Generator(
-        config.z_dim, config.n_classes, config.image_size, config.width)
-    discriminator = discriminator if discriminator is not None else Discriminator(
-        config.n_classes, config.image_size, config.width)
-    _check_models_fit(generator, discriminator, config)
-    run.place(generator, discriminator)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
-    batches = FaceBatches.for_config(images_uint8, labels, config, run.device, context, run.channels_last)
-    models = {"generator": generator, "discriminator": discriminator}
-    average = None
-    if config.ema_decay:  # an average of G's weights over recent steps, updated after every step
-        average = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-        models["generator_ema"] = average
-    optimizers = {"generator": opt_g, "discriminator": opt_d}
-    fixed_z, fixed_condition = fixed_sample_inputs(config)
-
-    checkpoint = resume_run(run, "gan", MODEL_KEYS, models, optimizers) if resume else None
-    history, step = history_rows(checkpoint), 0
-    if checkpoint is not None:
-        _warn_changed_training_settings(checkpoint["config"], config)
-        batches.load_state_dict(checkpoint["sampler"])
-        fixed_z, fixed_condition = checkpoint["fixed_noise"]["z"].cpu(), checkpoint["fixed_noise"]["condition"].cpu()
-        step = int(checkpoint["step"])
-
-    def sample(at_step: int) -> None:
-        if context.is_main:
-            images = render_samples(generator, fixed_z, fixed_condition, run.autocast)
-            samples_dir.mkdir(parents=True, exist_ok=True)
-            save_image(images, samples_dir / f"step_{at_step:06d}.png", nrow=config.n_sample_noise,
-                       normalize=True, value_range=(-1, 1))
-            if sample_callback is not None:
-                sample_callback(at_step, images)
-
-    # G runs forward once per step, so its buffers may be broadcast from rank 0 as usual.
-    # D runs forward twice (real, then fake) before its backward, and once more for G's
-    # loss; DDP's default buffer broadcast at each forward would overwrite BatchNorm
-    # buffers in place between passes whose graphs still hold them, and break autograd.
-    # We keep the all-real / all-fake batches (DCGAN practice: one mixed batch would
-    # change what D's BatchNorm normalises) and turn D's buffer broadcast off instead:
-    # each rank keeps its own D running statistics, which training never uses (finish_run
-    # adopts rank 0's at the end). SyncBatchNorm swaps the BatchNorm layers in place and
-    # keeps the same parameter objects, so the optimizers made above still hold the right tensors.
-    sync_batchnorm = config.sync_batchnorm and context.is_distributed
-    train_generator = wrap_ddp(compiled(generator, config.compile), context, broadcast_buffers=True,
-                               sync_batchnorm=sync_batchnorm)
-    train_discriminator = wrap_ddp(compiled(discriminator, config.compile), context,
-                                   broadcast_buffers=False, sync_batchnorm=sync_batchnorm)
-
-    bar = tqdm(total=config.steps, initial=step, disable=not (progress and context.is_main),
+    loop = _GanLoop(config, run, generator, discriminator, sample_callback)
+    batches = FaceBatches.for_config(images_uint8, labels, config, run.device, run.context, run.channels_last)
+    step = loop.resume(batches) if resume else 0
+    train_generator, train_discriminator = loop.wrapped_for_steps()
+    bar = tqdm(total=config.steps, initial=step, disable=not (progress and run.context.is_main),
                desc="GAN", unit="step")
-    window = LogWindow(step, config.batch_size * context.world_size)
-    generator.train()
-    discriminator.train()
+    window = LogWindow(step, config.batch_size * run.context.world_size)
+    loop.generator.train()
+    loop.discriminator.train()
     while step < config.steps:
         real, condition, z = batches.next(step)
         with run.autocast:  # bf16 on CUDA, nothing elsewhere: the step itself stays plain fp32 code
-            window.add(gan_step(train_generator, train_discriminator, opt_g, opt_d, real, condition, z,
+            window.add(gan_step(train_generator, train_discriminator, *loop.optimizers.values(), real, condition, z,
                                 real_target=config.real_label_smoothing))
-        if average is not None:
-            average.update_parameters(generator)
+        if loop.average is not None:
+            loop.average.update_parameters(loop.generator)
         step += 1
-        last = step == config.steps
+        loop.after_step(step, window, bar, batches)
+    bar.close()
+    return loop.finish(step)
+
+
+class _GanLoop:
+    """What :func:`train_gan` keeps around its plain step: models, optimizers, the moving average of G,
+    the fixed sample noise, the history, and the logging, sampling and checkpoints between steps."""
+
+    def __init__(self, config: GanConfig, run, generator, discriminator, sample_callback):
+        self.config, self.run, self.sample_callback = config, run, sample_callback
+        self.generator = generator if generator is not None else Generator(
+            config.z_dim, config.n_classes, config.image_size, config.width)
+        self.discriminator = discriminator if discriminator is not None else Discriminator(
+            config.n_classes, config.image_size, config.width)
+        _check_models_fit(self.generator, self.discriminator, config)
+        run.place(self.generator, self.discriminator)
+        self.models = {"generator": self.generator, "discriminator": self.discriminator}
+        self.average = None
+        if config.ema_decay:  # an average of G's weights over recent steps, updated after every step
+            self.average = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay),
+                                         use_buffers=True)
+            self.models["generator_ema"] = self.average
+        # The order gan_step takes them in: G's optimizer, then D's.
+        self.optimizers = {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=config.betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=config.betas),
+        }
+        self.fixed_z, self.fixed_condition = fixed_sample_inputs(config)
+        self.history: list[dict] = []
+        self.samples_dir = run.checkpoint_path.parent / "gan_samples"
+
+    def resume(self, batches: FaceBatches) -> int:
+        """Continue the run's checkpoint if there is one -> the step to start from."""
+        checkpoint = resume_run(self.run, "gan", MODEL_KEYS, self.models, self.optimizers)
+        if checkpoint is None:
+            return 0
+        _warn_changed_training_settings(checkpoint["config"], self.config)
+        batches.load_state_dict(checkpoint["sampler"])
+        self.fixed_z = checkpoint["fixed_noise"]["z"].cpu()
+        self.fixed_condition = checkpoint["fixed_noise"]["condition"].cpu()
+        self.history = history_rows(checkpoint)
+        return int(checkpoint["step"])
+
+    def wrapped_for_steps(self) -> tuple[nn.Module, nn.Module]:
+        """The models as the step sees them: compiled and DDP-wrapped when asked for.
+
+        G runs forward once per step, so its buffers may be broadcast from rank 0 as usual.
+        D runs forward twice (real, then fake) before its backward, and once more for G's
+        loss; DDP's default buffer broadcast at each forward would overwrite BatchNorm
+        buffers in place between passes whose graphs still hold them, and break autograd.
+        We keep the all-real / all-fake batches (DCGAN practice: one mixed batch would
+        change what D's BatchNorm normalises) and turn D's buffer broadcast off instead:
+        each rank keeps its own D running statistics, which training never uses (finish_run
+        adopts rank 0's at the end). SyncBatchNorm swaps the BatchNorm layers in place and
+        keeps the same parameter objects, so the optimizers still hold the right tensors.
+        """
+        config, context = self.config, self.run.context
+        sync_batchnorm = config.sync_batchnorm and context.is_distributed
+        return (wrap_ddp(compiled(self.generator, config.compile), context, broadcast_buffers=True,
+                         sync_batchnorm=sync_batchnorm),
+                wrap_ddp(compiled(self.discriminator, config.compile), context, broadcast_buffers=False,
+                         sync_batchnorm=sync_batchnorm))
+
+    def after_step(self, step: int, window: LogWindow, bar, batches: FaceBatches) -> None:
+        """Log, draw the sample grid and save a checkpoint when their turn comes."""
+        config, last = self.config, step == self.config.steps
         if step % config.log_every == 0 or last:
             means, rate = window.close(step)
             row = {"step": step, **dict(zip(STAT_NAMES, means)), "images_per_s": rate}
-            history.append(row)
+            self.history.append(row)
             bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{rate:.0f}")
             bar.update(step - bar.n)
-        if step % config.sample_every == 0 or last:
-            sample(step)
+        if (step % config.sample_every == 0 or last) and self.run.context.is_main:
+            images = render_samples(self.generator, self.fixed_z, self.fixed_condition, self.run.autocast)
+            self.samples_dir.mkdir(parents=True, exist_ok=True)
+            save_image(images, self.samples_dir / f"step_{step:06d}.png", nrow=config.n_sample_noise,
+                       normalize=True, value_range=(-1, 1))
+            if self.sample_callback is not None:
+                self.sample_callback(step, images)
         if step % config.checkpoint_every == 0 or last:
-            save_run(run, "gan", step, models, optimizers, _history_frame(history),
-                     sampler=batches.state_dict(), fixed_noise={"z": fixed_z, "condition": fixed_condition})
-    bar.close()
-    finish_run(run, generator=generator, discriminator=discriminator)
+            save_run(self.run, "gan", step, self.models, self.optimizers, _history_frame(self.history),
+                     sampler=batches.state_dict(), fixed_noise={"z": self.fixed_z, "condition": self.fixed_condition})
 
-    generator = unwrap(generator).to("cpu", memory_format=torch.contiguous_format).eval()
-    discriminator = unwrap(discriminator).to("cpu", memory_format=torch.contiguous_format).eval()
-    generator.condition_scheme = config.condition
-    generator_ema = None
-    if average is not None:
-        generator_ema = average.module.to("cpu", memory_format=torch.contiguous_format).eval()
-        generator_ema.condition_scheme = config.condition
-    return GanResult(generator, discriminator, _history_frame(history), generator_ema, run.checkpoint_path,
-                     samples_dir, step)
+    def finish(self, step: int) -> GanResult:
+        """Every rank ends with rank 0's models; they come back on the CPU in eval mode."""
+        finish_run(self.run, generator=self.generator, discriminator=self.discriminator)
+
+        def on_cpu(model: nn.Module) -> nn.Module:
+            model = unwrap(model).to("cpu", memory_format=torch.contiguous_format).eval()
+            model.condition_scheme = self.config.condition
+            return model
+
+        average = on_cpu(self.average.module) if self.average is not None else None
+        return GanResult(on_cpu(self.generator), on_cpu(self.discriminator), _history_frame(self.history), average,
+                         self.run.checkpoint_path, self.samples_dir, step)
 
 
 def _warn_changed_training_settings(saved: dict, config: GanConfig) -> None:

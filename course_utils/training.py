@@ -26,6 +26,7 @@ from torch import nn
 
 from . import paths
 from .conditions import check_scheme, condition_size
+from .presets import DEFAULT
 from .checkpoints import capture_rng_state, check_config, load_checkpoint, restore_rng_state, save_checkpoint
 from .device import autocast_for, pick_device, resolve_channels_last, set_cpu_threads
 from .distributed import (
@@ -60,9 +61,9 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 @dataclass
 class RunConfig:
-    """The settings every training run has; its defaults are the course's (a 2-core CPU run).
+    """The settings every training run has; its defaults are the ``course-cpu`` preset's.
 
-    ``n_classes`` and ``image_size`` describe the data: ``course.gan_config(faces)``
+    ``n_classes`` and ``image_size`` describe the data: ``run_configs.gan_config(faces)``
     takes them from the face cache, ``EncoderConfig.for_generator`` from the generator.
     GanConfig and EncoderConfig add their own settings. Stored inside checkpoints.
     """
@@ -70,9 +71,9 @@ class RunConfig:
     z_dim: int = 100
     n_classes: int = 2
     image_size: int = 64
-    width: int = 32  # base channel width of the model(s)
-    batch_size: int = 64  # images per step on each process
-    steps: int = 850  # train until this step (course.py keeps the longer GPU runs)
+    width: int = DEFAULT.gan_width  # base channel width of the model(s)
+    batch_size: int = DEFAULT.gan_batch  # images per step on each process
+    steps: int = DEFAULT.gan_steps  # train until this step (presets.PRESETS has every run's length)
     checkpoint_every: int = 500
     log_every: int = 10
     seed: int = 0

@@ -14,7 +14,8 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image, ImageDraw
 
-from course_utils.aging import AgingResult, LatentCache, age_face, edit_photo
+from course_utils.aging import AgingResult, LatentCache, age_face, age_face_in_years
+from course_utils.photo_aging import edit_photo
 from course_utils.photo import FaceCrop, find_face
 
 PANEL_GAP = 4  # white pixels between the three panels
@@ -39,7 +40,7 @@ class AgeSliderApp:
     generator pass. In an uploaded photo the face is found by
     ``photo.find_face`` (the largest, if several) and cropped like the training
     faces; the photo is shown with that face box drawn on it, next to the
-    whole photo with the age change applied (``aging.edit_photo``). A photo
+    whole photo with the age change applied (``photo_aging.edit_photo``). A photo
     with no face found is refused with the reason in the status line. The
     ``output`` toggle chooses "edit the photo" (default: the photo plus the
     predicted age change) or "redraw" (the generator's own drawing). Without
@@ -47,7 +48,7 @@ class AgeSliderApp:
     (the status line says so). ``age_groups`` are the data's
     (``faces.age_groups`` of the face cache), one per generator group.
     ``group_means`` (``course.group_means(faces)``) lets the edit clean its
-    change (``aging.EditSettings``).
+    change (``age_change.EditSettings``).
     """
 
     def __init__(
@@ -170,12 +171,7 @@ class AgeSliderApp:
         """Age the current face to the slider's age and show it; False (and a status) on failure."""
         started = time.perf_counter()
         try:
-            result = age_face(
-                self._face, self._target(self.slider.value), self.generator, self.encoder,
-                source=self._source, classifier=self.classifier,
-                refine_steps=self.refine_steps, cache=self.cache, output=self.output.value,
-                **self._aging_options(),
-            )
+            result = self._age(self._target(self.slider.value))
             photo_view = self._photo_panels(result) if self._photo is not None else None
         except Exception as error:  # show model/input problems as text, keep the last image
             self.status.value = f"Could not age {self._face_name}: {error}"
@@ -234,8 +230,10 @@ class AgeSliderApp:
         """What ``age_face`` gets as the target for the slider's years: a position between the groups."""
         return years_to_position(years, self.age_groups)
 
-    def _aging_options(self) -> dict:
-        return {"group_means": self.group_means}
+    def _age(self, target) -> AgingResult:
+        return age_face(self._face, target, self.generator, self.encoder, source=self._source,
+                        classifier=self.classifier, refine_steps=self.refine_steps, cache=self.cache,
+                        output=self.output.value, group_means=self.group_means)
 
     def _group_name(self, group: int) -> str:
         low, high = self.age_groups[group]
@@ -340,8 +338,10 @@ class YearsSliderApp(AgeSliderApp):
     def _target(self, years: float) -> float:
         return float(years)
 
-    def _aging_options(self) -> dict:
-        return {"condition_of": self.condition_of}
+    def _age(self, target) -> AgingResult:
+        return age_face_in_years(self._face, target, self.generator, self.encoder, self.condition_of,
+                                 source=self._source, judge=self.classifier, refine_steps=self.refine_steps,
+                                 cache=self.cache, output=self.output.value)
 
     def _group_name(self, years) -> str:
         return f"{float(years):.0f}"

@@ -34,7 +34,7 @@ def main() -> None:
     from course_utils.widgets import years_to_position
 
     faces = course.ensure_faces(progress=False)
-    _, val_idx = course.split_indices(faces)
+    _, val_idx = faces.split()
     generator = course.ensure_generator(faces, progress=False)
     encoder = course.ensure_encoder(generator, progress=False)
     means = course.group_means(faces)  # as chapter 5: the edit's cleaned change

@@ -4,8 +4,8 @@
 
 Builds (or reuses) the default 6000-photo mini-wiki and its 64x64 face cache in
 the course home ``--home``, splits the faces by person exactly like the course
-(``course.split_indices``), trains chapter 3's two classifiers the way the
-course does (``LogisticBaseline`` and ``AgeClassifier``, ``run_size().classifier_epochs``
+(``FaceCache.split``), trains chapter 3's two classifiers the way the
+course does (``LogisticBaseline`` and ``AgeClassifier``, ``current_preset().classifier_epochs``
 epochs, seed 0) and reports their balanced accuracy on the held-out people.
 The renderer is calibrated so that the linear baseline stays well below
 perfect (about 0.90 or less) while the CNN still learns the task (about
@@ -46,7 +46,7 @@ def main() -> None:
     start = time.time()
     root = args.dataset_root or download_dataset("mini-wiki", mini_wiki_entries=args.entries, progress=False)
     faces = load_face_cache("mini-wiki", image_size=64, workers=args.workers, progress=False, dataset_root=root)
-    train, val = course.split_indices(faces)
+    train, val = faces.split()
     labels = faces.labels
     print(f"dataset {root}: {len(faces)} faces, groups {faces.label_names}; "
           f"train {len(train)} / held-out {len(val)} faces "
@@ -59,7 +59,7 @@ def main() -> None:
             torch.manual_seed(course.CLASSIFIER_SEED)
             model = build()
         tic = time.time()
-        model, _ = train_classifier(model, faces.images[train], labels[train], epochs=course.run_size().classifier_epochs,
+        model, _ = train_classifier(model, faces.images[train], labels[train], epochs=course.current_preset().classifier_epochs,
                                     seed=course.CLASSIFIER_SEED, progress=False)
         scores = evaluate_classifier(model, faces.images[val], labels[val])
         results[name] = scores["balanced_accuracy"]

@@ -20,8 +20,7 @@ import torch
 from torch import nn
 
 from course_utils import course
-from course_utils.aging import population_change
-from course_utils.tensors import one_hot, to_model_range
+from course_utils.tensors import one_hot
 
 
 class ChangePredictor(nn.Module):
@@ -51,26 +50,17 @@ def with_label_maps(photos: torch.Tensor, labels: np.ndarray, n_classes: int) ->
 def main(seconds: float = 600.0) -> None:
     torch.manual_seed(0)
     faces = course.ensure_faces(progress=False)
-    train_idx, val_idx = course.split_indices(faces)
+    train_idx, val_idx = faces.split()
     held_out = course.tuning_faces(val_idx)
     train_idx = np.random.default_rng(0).choice(train_idx, size=min(3000, len(train_idx)), replace=False)
     n_classes = len(faces.age_groups)
 
-    def pairs(indices):
-        target_labels, truth = course.ground_truth_at_other_group(faces, indices)
-        photos = to_model_range(faces.images[indices])
-        return with_label_maps(photos, faces.labels[indices], n_classes), photos, to_model_range(truth), target_labels
-
-    x_train, photos_train, truth_train, _ = pairs(train_idx)
-    x_test, photos_test, truth_test, target_labels = pairs(held_out)
-    source = one_hot(torch.as_tensor(faces.labels[held_out]), n_classes)
-    target = one_hot(torch.as_tensor(target_labels), n_classes)
-    mean_difference = population_change(course.group_means(faces), source, target)
-
-    def rms(output):
-        return (output.clamp(-1, 1) - truth_test).pow(2).flatten(1).mean(1).sqrt().mean().item()
-
-    baseline = rms(photos_test + mean_difference)
+    training, test = course.GroundTruthSet.build(faces, train_idx), course.GroundTruthSet.build(faces, held_out)
+    x_train = with_label_maps(training.photos, faces.labels[train_idx], n_classes)
+    x_test = with_label_maps(test.photos, faces.labels[held_out], n_classes)
+    photos_train, truth_train, photos_test = training.photos, training.truth, test.photos
+    rms = test.distance
+    baseline = rms(test.mean_difference())
     model = ChangePredictor(n_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     started, step = time.perf_counter(), 0

@@ -18,8 +18,9 @@ import sys
 import torch
 
 from course_utils import course
-from course_utils.aging import EditSettings, clean_change, encode, population_change, refine_latent
-from course_utils.tensors import one_hot, to_model_range
+from course_utils.age_change import EditSettings, clean_change
+from course_utils.aging import encode, refine_latent
+from course_utils.metrics import rms
 
 
 def tuned_change(generator, z, photo, source, target, steps: int, lr: float):
@@ -39,18 +40,13 @@ def tuned_change(generator, z, photo, source, target, steps: int, lr: float):
 def main(count: int = 60, steps: int = 30, lr: float = 1e-3) -> None:
     torch.manual_seed(0)
     faces = course.ensure_faces(progress=False)
-    _, val_idx = course.split_indices(faces)
+    _, val_idx = faces.split()
     held_out = course.tuning_faces(val_idx)[:count]
     generator = course.ensure_generator(faces, progress=False)
     encoder = course.ensure_encoder(generator, progress=False)
-    means = course.group_means(faces)
-
-    photos = to_model_range(faces.images[held_out])
-    target_labels, truth = course.ground_truth_at_other_group(faces, held_out)
-    truth = to_model_range(truth)
-    source = one_hot(torch.as_tensor(faces.labels[held_out]), generator.n_classes)
-    target = one_hot(torch.as_tensor(target_labels), generator.n_classes)
-    z, _ = refine_latent(generator, encode(encoder, photos), photos, source, steps=100)
+    truth = course.GroundTruthSet.build(faces, held_out)
+    photos, source, target, means = truth.photos, truth.source, truth.target, truth.means
+    z, _ = refine_latent(generator, encode(encoder, photos), photos, source)
     z = z.detach()
     with torch.no_grad():
         at_source = generator(z, source)
@@ -59,15 +55,12 @@ def main(count: int = 60, steps: int = 30, lr: float = 1e-3) -> None:
              for i in range(len(held_out))]
     tuned_raw, tuned_source = torch.cat([t[0] for t in tuned]), torch.cat([t[1] for t in tuned])
 
-    def rms(output, reference=truth):
-        return (output.clamp(-1, 1) - reference).pow(2).flatten(1).mean(1).sqrt().mean().item()
-
-    baseline = rms(photos + population_change(means, source, target))
+    baseline = truth.distance(truth.mean_difference())
     print(f"{len(held_out)} held-out faces; per-person tuning: {steps} Adam steps at lr {lr}")
-    print(f"reconstruction RMS to the photo: course generator {rms(at_source, photos):.4f}, "
-          f"tuned {rms(tuned_source, photos):.4f}")
+    print(f"reconstruction RMS to the photo: course generator {rms(at_source, photos).mean():.4f}, "
+          f"tuned {rms(tuned_source, photos).mean():.4f}")
     for name, raw in (("course generator", plain_change), ("tuned per person", tuned_raw)):
-        edit = rms(photos + clean_change(raw, source, target, means, EditSettings(), guide=photos))
+        edit = truth.distance(photos + clean_change(raw, source, target, means, EditSettings(), guide=photos))
         print(f"{name}: edit {edit:.4f} vs input + mean group difference {baseline:.4f} ({edit / baseline - 1:+.1%})")
         print(f"RESULT edit_vs_mean_difference_{name.split()[0]} {edit / baseline - 1:+.3f}")
 

@@ -80,7 +80,7 @@ def run_variant(home: Path, variant: str, steps: int, eval_every: int, threads: 
 
     overrides, upsampling = VARIANTS[variant]
     faces = course.ensure_faces(progress=False)
-    train, val = course.split_indices(faces)
+    train, val = faces.split()
     real = to_model_range(faces.images[val])
     study = home / "speckle_study"
     judge_path = study / "classifier.pt"

@@ -138,7 +138,7 @@ class Trainer:
         self.renderer_version = RENDERER_VERSION
         self.dataset = paths.dataset_name()
         self.faces = course.ensure_faces(progress=False)
-        self.train_idx, self.val_idx = course.split_indices(self.faces)
+        self.train_idx, self.val_idx = self.faces.split()
         self.clock_path = self.work / "wall_seconds.json"
         self.clock = json.loads(self.clock_path.read_text()) if self.clock_path.exists() else {}
 
@@ -194,7 +194,7 @@ class Trainer:
             "bytes": path.stat().st_size, "dtype": "float16",
             "data": {"dataset": self.dataset, "renderer_version": self.renderer_version,
                      "train_faces": int(len(self.train_idx)), "held_out_faces": int(len(self.val_idx)),
-                     "split": "course.split_indices (by person)"},
+                     "split": "FaceCache.split (by person)"},
             "config": config, unit: int(curve[unit].max()),
             "architecture": architecture_signature(model),
             "wall_seconds": round(self.clock.get(name, 0.0), 1), "machine": machine(), "commit": commit(),
@@ -333,7 +333,7 @@ class Trainer:
             condition_of = conditions.scheme_condition(scheme)
 
             def train_to(stop: int, scheme=scheme, name=name):
-                config = self.course.age_axis_gan_config(
+                config = self.course.axis_gan_config(
                     scheme, steps=stop, checkpoint_every=self.schedules["axis_gan"].chunk,
                     sample_every=self.schedules["axis_gan"].chunk, **GAN_SETTINGS,
                     **({"threads": self.threads} if self.threads else {}))
@@ -359,16 +359,16 @@ class Trainer:
             encoder_name = f"axis_encoder_{scheme}"
             if not self.shipped(encoder_name):
                 generator = load(name, self.out)
-                settings = self.course.age_axis_settings(torch.device("cpu"))
-                config, curve = self._encoder(encoder_name, generator, {"width": settings["width"]},
+                width = self.course.current_preset(device=torch.device("cpu"), axis=True).encoder_width
+                config, curve = self._encoder(encoder_name, generator, {"width": width},
                                               self.work / encoder_name)
                 self.write(encoder_name, "encoder", config.to_dict(), self._encoder_model, curve, "step",
                            {"unexplained_variance": float(curve["unexplained_variance"].iloc[-1])})
 
     # ---------------------------------------------------------------- measures
     def _axis_faces(self):
-        faces = self.course.age_axis_faces(progress=False, device=torch.device("cpu"))
-        tr, va = self.course.split_indices(faces)
+        faces = self.course.axis_faces(progress=False, device=torch.device("cpu"))
+        tr, va = self.faces.split()
         return faces, tr, va
 
     def _real(self, rows, faces=None):
@@ -411,7 +411,7 @@ class GroundTruthProbe:
         self.source = one_hot(torch.as_tensor(faces.labels[rows]), n_classes)
         self.target = one_hot(torch.as_tensor(targets), n_classes)
         self.means = course.group_means(faces)
-        from course_utils.aging import population_change
+        from course_utils.age_change import population_change
 
         self.baseline = self._rms(self.photos + population_change(self.means, self.source, self.target))
         self.start = torch.randn(len(rows), 100, generator=torch.Generator().manual_seed(3))
@@ -420,7 +420,8 @@ class GroundTruthProbe:
         return float((output.clamp(-1, 1) - self.truth).pow(2).flatten(1).mean(1).sqrt().mean())
 
     def measure(self, generator) -> dict:
-        from course_utils.aging import clean_change, refine_latent
+        from course_utils.age_change import clean_change
+        from course_utils.aging import refine_latent
 
         z, _ = refine_latent(generator, self.start, self.photos, self.source, steps=self.refine_steps)
         with torch.no_grad():

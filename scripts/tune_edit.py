@@ -1,4 +1,4 @@
-"""Choose aging.EditSettings on held-out mini-wiki faces that chapter 5 does not report.
+"""Choose age_change.EditSettings on held-out mini-wiki faces that chapter 5 does not report.
 
 Run after chapters 1-4 (it loads the course home's models):
     FACE_AGING_HOME=.course_data/course .venv/bin/python scripts/tune_edit.py
@@ -14,31 +14,23 @@ import pandas as pd
 import torch
 
 from course_utils import course
-from course_utils.aging import EditSettings, clean_change, encode, population_change, refine_latent
-from course_utils.tensors import one_hot, to_model_range
+from course_utils.age_change import EditSettings, clean_change
+from course_utils.aging import encode, refine_latent
 
 
 def main() -> None:
     faces = course.ensure_faces(progress=False)
-    _, val_idx = course.split_indices(faces)
+    _, val_idx = faces.split()
     tune = course.tuning_faces(val_idx)
     generator = course.ensure_generator(faces, progress=False)
     encoder = course.ensure_encoder(generator, progress=False)
-    means = course.group_means(faces)
-
-    photos = to_model_range(faces.images[tune])
-    labels = torch.as_tensor(faces.labels[tune])
-    target_labels, truth = course.ground_truth_at_other_group(faces, tune)
-    truth = to_model_range(truth)
-    source, target = one_hot(labels, generator.n_classes), one_hot(torch.as_tensor(target_labels), generator.n_classes)
-    z, _ = refine_latent(generator, encode(encoder, photos), photos, source, steps=100)
+    truth = course.GroundTruthSet.build(faces, tune)
+    photos, source, target, means = truth.photos, truth.source, truth.target, truth.means
+    z, _ = refine_latent(generator, encode(encoder, photos), photos, source)
     with torch.no_grad():
         raw = generator(z, target) - generator(z, source)
-
-    def rms(output: torch.Tensor) -> float:
-        return (output.clamp(-1, 1) - truth).pow(2).flatten(1).mean(1).sqrt().mean().item()
-
-    baseline = rms(photos + population_change(means, source, target))
+    rms = truth.distance
+    baseline = rms(truth.mean_difference())
     rows = []
     guides = [(0, 1e-4)] + list(itertools.product((2, 4, 6), (1e-4, 1e-3, 1e-2)))  # radius 0: no guided filter
     for smoothing, mask_scale, weight, (radius, eps) in itertools.product((1, 3), (0.0, 0.05, 0.1),

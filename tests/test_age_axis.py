@@ -11,7 +11,7 @@ from course_utils.age_axis import (AgeJudge, curve_fit, ground_truth_along_axis,
                                    response_curve, train_age_judge)
 from course_utils.conditions import (SIX_GROUPS, THERMOMETER_THRESHOLDS, condition_for_ages, condition_size,
                                      random_conditions, scheme_condition)
-from course_utils.aging import age_face
+from course_utils.aging import age_face_in_years
 from course_utils.models import Encoder, Generator
 from course_utils.train_encoder import EncoderConfig, generated_pairs, train_encoder
 from course_utils.train_gan import FaceBatches, GanConfig, fixed_sample_inputs, load_generator, train_gan
@@ -188,7 +188,7 @@ def test_age_face_in_years_and_the_years_slider():
     encoder = Encoder(4, 32, width=4, hidden=8).eval()
     faces = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     condition_of = scheme_condition("thermometer")
-    result = age_face(faces[0], 62.5, generator, encoder, source=30, refine_steps=2, condition_of=condition_of)
+    result = age_face_in_years(faces[0], 62.5, generator, encoder, condition_of, source=30, refine_steps=2)
     assert result.aged.shape == (32, 32, 3) and result.source == 30.0
     app = YearsSliderApp(generator, encoder, faces, [30, 55], condition_of, age_range=(15, 80), refine_steps=2,
                          display_size=32)

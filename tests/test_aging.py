@@ -6,8 +6,9 @@ from torch import nn
 
 from pathlib import Path
 
-from course_utils.aging import (AgingResult, EditSettings, LatentCache, age_face, age_photo, edit_photo, encode,
-                                guided_filter, refine_latent)
+from course_utils.age_change import EditSettings, guided_filter
+from course_utils.aging import AgingResult, LatentCache, age_face, encode, refine_latent
+from course_utils.photo_aging import age_photo, edit_photo
 from course_utils.photo import NoFaceFound, crop_face, find_face, load_photo
 from course_utils.tensors import one_hot
 

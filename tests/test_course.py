@@ -1,10 +1,10 @@
-"""The course defaults: the split by person, and rebuilding a missing classifier the same way."""
+"""The course defaults: the split by person, the presets table, and rebuilding a missing classifier."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from course_utils import course
+from course_utils import course, presets
 from course_utils.data import FaceCache
 from course_utils.models import Generator
 from course_utils.train_encoder import EncoderConfig
@@ -26,7 +26,7 @@ def striped_faces(count=120) -> FaceCache:
 
 def test_split_keeps_each_person_on_one_side():
     faces = striped_faces()
-    train, val = course.split_indices(faces)
+    train, val = faces.split()
     assert len(train) + len(val) == len(faces) and len(val) > 0
     names = faces.table["name"].to_numpy()
     assert not set(names[train]) & set(names[val])
@@ -63,19 +63,40 @@ def course_sizes(monkeypatch):
 
 def test_gan_defaults_depend_on_the_device(course_sizes):
     assert course.gan_config(device=torch.device("cpu")).steps == GanConfig().steps
-    gpu = course.RUN_SIZES[("mini-wiki", "gpu")]
+    gpu = presets.PRESETS["course-gpu"]
     assert course.gan_config(device=torch.device("cuda")).steps == gpu.gan_steps > GanConfig().steps
     assert course.gan_config(device=torch.device("cuda"), steps=7).steps == 7
     with pytest.raises(ValueError):
         course.gan_config(device=torch.device("cpu"), steps=0)
 
 
-def test_the_mini_wiki_cpu_run_is_the_config_defaults(course_sizes):
-    """One source: the RunSize row of the course run and the dataclass defaults agree."""
-    size = course.run_size("mini-wiki", torch.device("cpu"))
-    defaults = GanConfig()
-    assert (size.gan_steps, size.width, size.batch_size) == (defaults.steps, defaults.width, defaults.batch_size)
-    assert size.encoder_steps == EncoderConfig().steps
+def test_the_config_dataclasses_take_their_defaults_from_the_presets_table(course_sizes, monkeypatch):
+    """One source: the course-cpu row is the dataclass defaults; change the row and the defaults follow."""
+    row = presets.PRESETS["course-cpu"]
+    assert course.current_preset("mini-wiki", torch.device("cpu")) is row is presets.DEFAULT
+    gan, encoder = GanConfig(), EncoderConfig()
+    assert (gan.steps, gan.width, gan.batch_size) == (row.gan_steps, row.gan_width, row.gan_batch)
+    assert (encoder.steps, encoder.width, encoder.hidden, encoder.batch_size, encoder.lr, encoder.eval_pairs) == (
+        row.encoder_steps, row.encoder_width, row.encoder_hidden, row.encoder_batch, row.encoder_lr,
+        row.encoder_eval_pairs)
+
+
+def test_every_preset_says_what_it_is_for():
+    assert {"course-cpu", "course-gpu", "real-cpu", "real-gpu", "axis-cpu", "axis-gpu", "tiny"} == set(presets.PRESETS)
+    for name, row in presets.PRESETS.items():
+        assert len(row.purpose) > 20, name
+
+
+def test_step_counts_are_written_only_in_the_presets_table():
+    """No module of the package writes a run length outside presets.py (the checks read the table)."""
+    import re
+    from pathlib import Path
+
+    package = Path(course.__file__).parent
+    pattern = re.compile(r"\b(steps|gan_steps|encoder_steps|epochs)[\"']?\s*[:=]\s*(int\s*=\s*)?[1-9]\d{2,}")
+    offenders = [f"{path.name}:{number}: {line.strip()}" for path in package.rglob("*.py") if path.name != "presets.py"
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not offenders, offenders
 
 
 def test_real_data_sizes_the_run_by_device_and_warns_on_a_cpu(course_sizes, monkeypatch, capsys):
@@ -83,14 +104,14 @@ def test_real_data_sizes_the_run_by_device_and_warns_on_a_cpu(course_sizes, monk
     faces = striped_faces()
     faces.dataset = "wiki"
     cpu = course.gan_config(faces, device=torch.device("cpu"))
-    assert cpu.steps == course.RUN_SIZES[("real", "cpu")].gan_steps > GanConfig().steps
+    assert cpu.steps == presets.PRESETS["real-cpu"].gan_steps > GanConfig().steps
     warning = capsys.readouterr().out
     assert "on a CPU" in warning and "min" in warning and "estimate" in warning
     gpu = course.gan_config(faces, device=torch.device("cuda"))
-    assert (gpu.steps, gpu.width) == (course.RUN_SIZES[("real", "gpu")].gan_steps, 64)
+    assert (gpu.steps, gpu.width) == (presets.PRESETS["real-gpu"].gan_steps, 64)
     assert capsys.readouterr().out == ""  # no CPU warning on a GPU
     encoder = course.encoder_config(Generator(100, 2, 64, 8), torch.device("cpu"))
-    assert encoder.steps == course.RUN_SIZES[("real", "cpu")].encoder_steps and "encoder" in capsys.readouterr().out
+    assert encoder.steps == presets.PRESETS["real-cpu"].encoder_steps and "encoder" in capsys.readouterr().out
     faces.dataset = "mini-wiki"
     course.gan_config(faces, device=torch.device("cpu"))
     assert capsys.readouterr().out == ""  # the course run needs no warning
@@ -99,10 +120,10 @@ def test_real_data_sizes_the_run_by_device_and_warns_on_a_cpu(course_sizes, monk
 def test_tiny_run_size_overrides_data_and_device(course_sizes, monkeypatch):
     monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")
     monkeypatch.setenv("FACE_AGING_DATASET", "wiki")
-    tiny = course.RUN_SIZES[("tiny", "any")]
+    tiny = presets.PRESETS["tiny"]
     for device in ("cpu", "cuda"):
         assert course.gan_config(device=torch.device(device)).steps == tiny.gan_steps
-    assert course.run_size().classifier_epochs == tiny.classifier_epochs
+    assert course.current_preset().classifier_epochs == tiny.classifier_epochs
 
 
 def test_gan_config_takes_groups_and_size_from_the_faces():

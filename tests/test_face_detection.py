@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_utils.aging import edit_photo
+from course_utils.photo_aging import edit_photo
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
 from course_utils.data.images import resize_square
 from course_utils.photo import NoFaceFound, crop_face, detect_face, detect_faces, find_face, load_photo

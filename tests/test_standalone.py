@@ -37,7 +37,7 @@ def tiny_course(monkeypatch):
     build = mini_wiki.build_mini_wiki
     monkeypatch.setattr(mini_wiki, "build_mini_wiki",
                         lambda out_dir, n_entries=0, **kwargs: build(out_dir, n_entries=240, **kwargs))
-    monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")  # course.run_size: a few steps, narrow models
+    monkeypatch.setenv("FACE_AGING_RUN_SIZE", "tiny")  # presets: a few steps, narrow models
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("FACE_AGING_DATASET", raising=False)
 

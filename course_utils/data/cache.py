@@ -27,12 +27,13 @@ import pandas as pd
 from .. import paths
 from .crops import CONVERSIONS, DEFAULT_MARGIN, OK, REJECTIONS, crop_faces
 from .download import download_dataset
-from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, group_label_names,
-                        identity_keys, validate_age_groups)
+from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, group_label_names, identity_keys,
+                        split_by_identity, validate_age_groups)
 from .metadata import read_imdb_wiki_metadata
 from .mini_wiki import renderer_version_of
 
 CACHE_FORMAT_VERSION = 2  # 2: table.json instead of table.pkl
+VAL_FRACTION, SPLIT_SEED = 0.15, 0  # FaceCache.split: ~15% of the people are held out
 FUNNEL_COLUMNS = ["stage", "rule", "removed", "converted", "remaining"]
 
 
@@ -62,6 +63,11 @@ class FaceCache:
     def label_names(self) -> list[str]:
         """Readable group names like "20-30", indexed by label."""
         return group_label_names(self.age_groups)
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and held-out row indices, split by person: the same split in every chapter."""
+        train, val = split_by_identity(self.table.reset_index(drop=True), VAL_FRACTION, SPLIT_SEED)
+        return train.index.to_numpy(), val.index.to_numpy()
 
     @property
     def labels(self) -> np.ndarray:
