@@ -29,7 +29,7 @@ class RunPreset:
     encoder_lr: float = 3e-4  # on the course GAN 1e-3 plateaus far higher and 3e-3 diverges
     encoder_eval_pairs: int = 1024
     judge_epochs: int = 8  # chapter 6's age judge
-    image_size: int | None = None  # None: the face cache's size (chapter 1's setting)
+    image_size: int = 64  # chapter 6's faces (chapters 2-5 take the size chapter 1 cached)
     threads: int | None = None  # CPU threads; None keeps torch's default
     seconds_per_step: float | None = None  # a GAN or encoder step on a 2-core CPU (an estimate); None: unknown
 
@@ -50,14 +50,13 @@ PRESETS = {
                           gan_batch=64, encoder_steps=400, classifier_epochs=6, encoder_width=16, judge_epochs=8,
                           image_size=32, threads=1, seconds_per_step=0.07),
     "axis-gpu": RunPreset("chapter 6's own models on a GPU: 64x64 faces at the course width", gan_steps=20000,
-                          gan_width=32, gan_batch=64, encoder_steps=8000, classifier_epochs=6, judge_epochs=20,
-                          image_size=64),
+                          gan_width=32, gan_batch=64, encoder_steps=8000, classifier_epochs=6, judge_epochs=20),
     # Seconds instead of minutes; the results mean nothing. Yet long enough for the checks every dataset gets:
     # at 40 GAN steps the generator has not left its near-constant start, and a classifier of under ~10
     # epochs calls every face one group.
     "tiny": RunPreset("FACE_AGING_RUN_SIZE=tiny: a smoke run, not a result", gan_steps=120, gan_width=8,
                       gan_batch=16, encoder_steps=200, classifier_epochs=10, encoder_width=8, encoder_hidden=64,
-                      encoder_batch=32, encoder_lr=1e-3, encoder_eval_pairs=64, judge_epochs=2),
+                      encoder_batch=32, encoder_lr=1e-3, encoder_eval_pairs=64, judge_epochs=2, image_size=32),
 }
 DEFAULT = PRESETS["course-cpu"]  # the config dataclasses' defaults
 

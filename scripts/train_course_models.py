@@ -46,16 +46,16 @@ SIZES = {
     "course": {
         "gan": Schedule(chunk=500, minimum=4000, cap=20000, window=3),
         "encoder": Schedule(chunk=500, minimum=2000, cap=10000, window=2),
-        "classifier": Schedule(chunk=1, minimum=6, cap=30, window=3),
-        "age_judge": Schedule(chunk=4, minimum=8, cap=40, window=2),
+        "classifier": Schedule(chunk=1, minimum=1, cap=30, window=1),  # one run to the cap, the best epoch kept
+        "age_judge": Schedule(chunk=0, minimum=4, cap=64, window=1),  # runs of 4, 8, 16, ... epochs
         "axis_gan": Schedule(chunk=1000, minimum=6000, cap=40000, window=3),
         "axis_encoder": Schedule(chunk=500, minimum=2000, cap=8000, window=2),
     },
     "tiny": {
         "gan": Schedule(chunk=10, minimum=20, cap=30, window=1),
         "encoder": Schedule(chunk=10, minimum=20, cap=30, window=1),
-        "classifier": Schedule(chunk=1, minimum=2, cap=3, window=1),
-        "age_judge": Schedule(chunk=1, minimum=1, cap=2, window=1),
+        "classifier": Schedule(chunk=1, minimum=1, cap=3, window=1),
+        "age_judge": Schedule(chunk=0, minimum=1, cap=2, window=1),
         "axis_gan": Schedule(chunk=10, minimum=20, cap=30, window=1),
         "axis_encoder": Schedule(chunk=10, minimum=10, cap=20, window=1),
     },
@@ -214,24 +214,25 @@ class Trainer:
         faces, course = self.faces, self.course
         tr, va = self.train_idx, self.val_idx
 
-        def fit(epochs: int):
+        def fit(epochs: int, validate: bool = False):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(course.CLASSIFIER_SEED)
                 model = AgeClassifier(n_classes=len(faces.age_groups))
-            return train_classifier(model, faces.images[tr], faces.labels[tr], epochs=epochs,
-                                    seed=course.CLASSIFIER_SEED, progress=False)[0]
+            held_out = (faces.images[va], faces.labels[va]) if validate else (None, None)
+            return train_classifier(model, faces.images[tr], faces.labels[tr], *held_out, epochs=epochs,
+                                    seed=course.CLASSIFIER_SEED, progress=False)
 
-        def measure(model):
-            scores = evaluate_classifier(model, faces.images[va], faces.labels[va])
-            return {"val_balanced_acc": scores["balanced_accuracy"], "val_acc": scores["accuracy"]}
-
+        # One run to the cap, scored on held-out faces after every epoch; the constant learning rate and
+        # fixed seed make a run of k epochs end with exactly the weights of that run's epoch k.
         started = time.perf_counter()
-        curve, _ = self.schedule_loop("classifier", "classifier", "epoch", fit, measure)
+        _, history = fit(self.schedules["classifier"].cap, validate=True)
+        curve = history[["epoch", "val_balanced_acc", "val_acc"]]
         best = int(curve.loc[curve["val_balanced_acc"].idxmax(), "epoch"])
-        model = fit(best)  # the same seed and constant rate: these are the weights of epoch `best`
+        model, _ = fit(best)
         self.add_time("classifier", time.perf_counter() - started)
+        scores = evaluate_classifier(model, faces.images[va], faces.labels[va])
         self.write("classifier", "classifier", model.config(), model, curve, "epoch",
-                   {"epochs": best, **measure(model)})
+                   {"epochs": best, "val_balanced_acc": scores["balanced_accuracy"], "val_acc": scores["accuracy"]})
 
     # ---------------------------------------------------------------- chapter 2's GAN
     def gan(self) -> None:
@@ -311,9 +312,17 @@ class Trainer:
                     "pearson": report["pearson"]}
 
         started = time.perf_counter()
-        curve, _ = self.schedule_loop("age_judge", "age_judge", "epoch", fit, measure)
+        curve = self.read_curve("age_judge")
+        epochs = self.schedules["age_judge"].minimum if curve.empty else 2 * int(curve["epoch"].max())
+        # The rate decays to 0 over each run, so every length is its own run: double it while it helps.
+        judges = {}
+        while epochs <= self.schedules["age_judge"].cap and (len(curve) < 2 or still_improving(
+                curve, TOLERANCES["age_judge"], self.schedules["age_judge"].window)):
+            judges[epochs] = fit(epochs)
+            curve = self.append_curve("age_judge", {"epoch": epochs, **measure(judges[epochs])})
+            epochs *= 2
         best = int(curve.loc[curve["judge_mae"].idxmin(), "epoch"])
-        judge = fit(best)  # the rate decays over the whole run, so each length is its own run
+        judge = judges[best] if best in judges else fit(best)  # a resumed run trains it again
         self.add_time("age_judge", time.perf_counter() - started)
         config = {"image_size": judge.image_size, "width": judge.width, "blocks": 4}
         self.write("age_judge", "age_judge", config, judge, curve, "epoch",
