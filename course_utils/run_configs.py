@@ -41,6 +41,9 @@ def gan_config(faces: FaceCache | None = None, device: torch.device | None = Non
     settings = dict(steps=preset.gan_steps, width=preset.gan_width, batch_size=preset.gan_batch)
     if faces is not None:
         settings.update(n_classes=len(faces.age_groups), image_size=faces.images.shape[1])
+    scheme = overrides.get("condition", "groups")
+    if scheme != "groups":  # the age-axis schemes have their own size, whatever the cache's groups
+        settings["n_classes"] = conditions.condition_size(scheme)
     config = GanConfig(**{**settings, **overrides})
     if faces is not None:
         _warn_if_slow(preset, config.steps, "GAN", dataset or paths.dataset_name())
@@ -91,5 +94,6 @@ def mini_wiki_thresholds_apply() -> bool:
     dataset = paths.dataset_name()
     applies = dataset == "mini-wiki" and not presets.is_smoke_run()
     if not applies:
-        print(f"checks: only those that hold on every dataset ({dataset}, {current_preset().purpose})")
+        print(f"checks: only those that hold on every dataset ({dataset}, {current_preset().purpose}); "
+              "the mini-wiki thresholds do not apply")
     return applies
