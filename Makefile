@@ -1,29 +1,40 @@
 # Two commands do everything on a fresh clone:
 #   make course   set up .venv, then run every chapter on the embedded mini-wiki data
-#   make test     set up .venv, then unit tests, pytest --nbval over notebooks/, and the browser test
+#   make test     set up .venv, then unit tests, the site build, pytest --nbval over notebooks/, and the browser tests
+# `make site` builds the course site into _build/html; `make lock` rewrites requirements.lock.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Pinned here (not in pyproject) so Colab keeps its own preinstalled torch.
-TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Every version installed, torch's included (pyproject's `torch` group), as `make course` ran them.
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
 # Free disk a fresh set-up needs: these pins are 6.4 GiB in .venv (CUDA libraries), plus ~0.7 GiB of course data.
 SETUP_NEEDS_GIB ?= 7
 COURSE_HOME ?= $(CURDIR)/.course_data/course
 TEST_HOME ?= $(CURDIR)/.course_data/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup course test unit nbval browser lab benchmarks clean
+.PHONY: setup course test unit nbval browser lab benchmarks clean lock site
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# pip 25.1 or newer reads pyproject's dependency groups (--group); the lock constrains every package.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PYTHON) scripts/check_disk_space.py $(CURDIR) --need-gib $(SETUP_NEEDS_GIB)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(LOCK) --group torch -e '.[dev]'
 	touch $@
+
+# The lock for Python 3.11.5 and newer on every platform, one version of each package where it can
+# (`fewest`): the course's, the dev tools' and the site's. uv runs from its own venv; it needs PyPI.
+# `make lock` keeps the versions already locked; `make lock LOCK_OPTIONS=--upgrade` takes the newest.
+LOCK_OPTIONS ?=
+lock:
+	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==$(UV_VERSION); }
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --group torch --group site --universal \
+		--fork-strategy fewest --python-version 3.11.5 --custom-compile-command "make lock" $(LOCK_OPTIONS) -o $(LOCK)
 
 # Each run starts from an empty course home, as the nbval run does, so the
 # notebooks' outputs are the same on every run and can be committed.
