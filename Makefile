@@ -58,12 +58,27 @@ nbval: setup
 
 # Chapter 5 in JupyterLab + headless Chromium, on a copy of the course home the nbval run
 # left (no retraining); tests/test_standalone.py proves a chapter also runs on an empty home.
+# Also chapter 5's page of the built site (tests/test_site_browser.py): `make site` first.
 browser: setup
 	bash scripts/ensure_chromium.sh
 	FACE_AGING_BROWSER_HOME=$(TEST_HOME)/nbval $(PY) -m pytest tests -m browser -q
 
+# The course site (Jupyter Book 1) from the committed notebooks, not re-executed, into _build/html.
+# Its own venv from the lock (pyproject's `site` group; no torch). Fails on any Sphinx warning and
+# on a broken local link or image (book/build_site.py).
+SITE_VENV := .venv-site
+site: $(SITE_VENV)/.installed
+	$(SITE_VENV)/bin/python book/build_site.py
+
+$(SITE_VENV)/.installed: pyproject.toml $(LOCK)
+	test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SITE_VENV)/bin/python -m pip install --quiet --constraint $(LOCK) --group site
+	touch $@
+
 test: setup
 	$(MAKE) unit
+	$(MAKE) site
 	$(MAKE) nbval
 	$(MAKE) browser
 
@@ -76,4 +91,4 @@ benchmarks: setup
 	$(PY) benchmarks/slider_latency.py
 
 clean:
-	rm -rf .course_data test-artifacts
+	rm -rf .course_data test-artifacts _build
