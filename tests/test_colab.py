@@ -140,3 +140,10 @@ def test_apply_to_notebook_embeds_a_figure_given_by_relative_path(tmp_path):
 def test_locked_versions_reads_uv_and_pip_compile_lines():
     lock = "# comment\nJupyter_Book==1.0.4.post1\n    # via x\nappnope==1.0.0 ; sys_platform == 'darwin'\n"
     assert colab.locked_versions(lock) == {"jupyter-book": "1.0.4.post1", "appnope": "1.0.0"}
+
+
+def test_readme_chapter_table_links_each_chapter_to_colab_at_the_ref():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        row = next(line for line in readme.splitlines() if line.startswith("| ") and f"(notebooks/{path.name})" in line)
+        assert f"({colab.colab_url(path.name)})" in row, path.name
