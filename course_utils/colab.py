@@ -17,8 +17,6 @@ import re
 import sys
 from pathlib import Path
 
-import nbformat
-
 REPO_SLUG = "face-aging-course/face-aging-cgan"
 REF = "v0.1.0"
 BADGE_MARKER = "colab-badge"
@@ -132,6 +130,8 @@ def embed_figures(markdown: str, root: Path) -> str:
 
 def apply_to_notebook(path: Path) -> bool:
     """Make the first cells the badge and the bootstrap, embed the figures; True when the file changed."""
+    import nbformat  # here: an installed copy (Colab) imports this module for raw_file_url, without nbformat
+
     root = _checkout()
     notebook = nbformat.read(path, as_version=4)
     before = nbformat.writes(notebook)

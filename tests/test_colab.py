@@ -147,3 +147,16 @@ def test_readme_chapter_table_links_each_chapter_to_colab_at_the_ref():
     for path in NOTEBOOKS:
         row = next(line for line in readme.splitlines() if line.startswith("| ") and f"(notebooks/{path.name})" in line)
         assert f"({colab.colab_url(path.name)})" in row, path.name
+
+
+def test_an_installed_copy_gets_its_urls_without_nbformat():
+    """photo.example_photo imports raw_file_url on Colab; the package does not depend on nbformat."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['nbformat'] = None\n"
+            "from course_utils.colab import raw_file_url\n"
+            "print(raw_file_url('assets/photos/camera.jpg'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == colab.raw_file_url("assets/photos/camera.jpg")
