@@ -101,7 +101,7 @@ def test_badge_bootstrap_and_links_name_one_slug_and_ref(path):
     for link in links:
         assert f"/{colab.REPO_SLUG}" in link and (f"/{colab.REF}/" in link or link.endswith(f"@{colab.REF}")), link
     for source in sources:
-        assert not re.search(r"@main\b|/blob/main/|/main/", source)
+        assert not re.search(r"@main\b|/blob/main/|githubusercontent\.com/[^/]+/[^/]+/main/", source)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
