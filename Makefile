@@ -1,29 +1,40 @@
 # Two commands do everything on a fresh clone:
 #   make course   set up .venv, then run every chapter on the embedded mini-wiki data
-#   make test     set up .venv, then unit tests, pytest --nbval over notebooks/, and the browser test
+#   make test     set up .venv, then unit tests, the site build, pytest --nbval over notebooks/, and the browser tests
+# `make site` builds the course site into _build/html; `make lock` rewrites requirements.lock.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Pinned here (not in pyproject) so Colab keeps its own preinstalled torch.
-TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Every version installed, torch's included (pyproject's `torch` group), as `make course` ran them.
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
 # Free disk a fresh set-up needs: these pins are 6.4 GiB in .venv (CUDA libraries), plus ~0.7 GiB of course data.
 SETUP_NEEDS_GIB ?= 7
 COURSE_HOME ?= $(CURDIR)/.course_data/course
 TEST_HOME ?= $(CURDIR)/.course_data/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup course test unit nbval browser lab benchmarks clean
+.PHONY: setup course test unit nbval browser lab benchmarks clean lock site
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# pip 25.1 or newer reads pyproject's dependency groups (--group); the lock constrains every package.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PYTHON) scripts/check_disk_space.py $(CURDIR) --need-gib $(SETUP_NEEDS_GIB)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --constraint $(LOCK) --group torch -e '.[dev]'
 	touch $@
+
+# The lock for Python 3.11.5 and newer on every platform, one version of each package where it can
+# (`fewest`): the course's, the dev tools' and the site's. uv runs from its own venv; it needs PyPI.
+# `make lock` keeps the versions already locked; `make lock LOCK_OPTIONS=--upgrade` takes the newest.
+LOCK_OPTIONS ?=
+lock:
+	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==$(UV_VERSION); }
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --group torch --group site --universal \
+		--fork-strategy fewest --python-version 3.11.5 --custom-compile-command "make lock" $(LOCK_OPTIONS) -o $(LOCK)
 
 # Each run starts from an empty course home, as the nbval run does, so the
 # notebooks' outputs are the same on every run and can be committed.
@@ -47,12 +58,27 @@ nbval: setup
 
 # Chapter 5 in JupyterLab + headless Chromium, on a copy of the course home the nbval run
 # left (no retraining); tests/test_standalone.py proves a chapter also runs on an empty home.
+# Also chapter 5's page of the built site (tests/test_site_browser.py): `make site` first.
 browser: setup
 	bash scripts/ensure_chromium.sh
 	FACE_AGING_BROWSER_HOME=$(TEST_HOME)/nbval $(PY) -m pytest tests -m browser -q
 
+# The course site (Jupyter Book 1) from the committed notebooks, not re-executed, into _build/html.
+# Its own venv from the lock (pyproject's `site` group; no torch). Fails on any Sphinx warning and
+# on a broken local link or image (book/build_site.py).
+SITE_VENV := .venv-site
+site: $(SITE_VENV)/.installed
+	$(SITE_VENV)/bin/python book/build_site.py
+
+$(SITE_VENV)/.installed: pyproject.toml $(LOCK)
+	test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SITE_VENV)/bin/python -m pip install --quiet --constraint $(LOCK) --group site
+	touch $@
+
 test: setup
 	$(MAKE) unit
+	$(MAKE) site
 	$(MAKE) nbval
 	$(MAKE) browser
 
@@ -65,4 +91,4 @@ benchmarks: setup
 	$(PY) benchmarks/slider_latency.py
 
 clean:
-	rm -rf .course_data test-artifacts
+	rm -rf .course_data test-artifacts _build

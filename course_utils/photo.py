@@ -18,8 +18,8 @@ Decisions worth knowing:
   face cache uses too).
 * Without a ``box``, ``crop_face`` *finds* the face with OpenCV's Haar
   cascades (frontal faces first, then faces in profile either way round),
-  the detectors shipped inside ``opencv-python-headless``: nothing is
-  downloaded. Several faces: the largest is used and a ``UserWarning`` says
+  OpenCV's detector files shipped in this package (``cascades/``): nothing
+  is downloaded. Several faces: the largest is used and a ``UserWarning`` says
   so. No face: ``NoFaceFound`` (a ``ValueError``); the centre square is used
   only when asked for (``box="center"`` or ``center=True``).
 """
@@ -251,18 +251,23 @@ def _detect(grey: np.ndarray, cascade_name: str, min_neighbors: int) -> list[tup
     return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h in found]
 
 
+# OpenCV's Haar cascades, shipped in the package (their licence: cascades/LICENSE.txt): found by path,
+# not through cv2.data, which OpenCV 5's wheels leave empty and conda-forge's build may not have.
+CASCADE_FOLDER = Path(__file__).resolve().with_name("cascades")
+
+
 def _cascade(name: str):
     if name not in _CASCADES:
         import cv2  # imported here: `import course_utils` stays fast and works without OpenCV
 
         if not hasattr(cv2, "CascadeClassifier"):
             raise ImportError(
-                f"OpenCV {cv2.__version__} has no Haar cascades (OpenCV 5 dropped them); "
-                "install opencv-python-headless<5"
+                f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 moved it to opencv-contrib); "
+                "install opencv-python-headless<5, or opencv-contrib-python-headless>=5"
             )
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
+        cascade = cv2.CascadeClassifier(str(CASCADE_FOLDER / name))
         if cascade.empty():
-            raise ImportError(f"could not load OpenCV's {name} from {cv2.data.haarcascades}")
+            raise ImportError(f"could not load the Haar cascade {CASCADE_FOLDER / name}")
         _CASCADES[name] = cascade
     return _CASCADES[name]
 

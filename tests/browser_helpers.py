@@ -7,6 +7,7 @@ settings that keep pop-ups (news, update checks) from covering the notebook.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -53,6 +54,23 @@ LAB_USER_SETTINGS = {
 
 # Front-end plugins switched off through page_config.json.
 LAB_DISABLED_PLUGINS = ["@jupyterlab/apputils-extension:announcements"]
+
+
+def require_browser_tools() -> None:
+    """Skip when the browser tooling is absent, except in CI where it must exist."""
+    import pytest
+
+    missing = []
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the Python 'playwright' package (pip install -e '.[dev]')")
+    if not CHROMIUM_PATH.exists():
+        missing.append(f"{CHROMIUM_PATH} (run scripts/ensure_chromium.sh)")
+    if not missing:
+        return
+    message = "browser test needs " + " and ".join(missing)
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI is set, so this is an error, not a skip")
+    pytest.skip(message)
 
 
 def free_port() -> int:

@@ -17,7 +17,6 @@ notebook that shows the same widgets (classes ``age-slider`` and ``aged-image``)
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import time
@@ -77,21 +76,6 @@ ALL_CELLS_DONE_JS = """() => {
 }"""
 
 
-def _require_browser_tools() -> None:
-    """Skip when the browser tooling is absent, except in CI where it must exist."""
-    missing = []
-    if importlib.util.find_spec("playwright") is None:
-        missing.append("the Python 'playwright' package (pip install -e '.[dev]')")
-    if not lab.CHROMIUM_PATH.exists():
-        missing.append(f"{lab.CHROMIUM_PATH} (run scripts/ensure_chromium.sh)")
-    if not missing:
-        return
-    message = "browser test needs " + " and ".join(missing)
-    if os.environ.get("CI"):
-        pytest.fail(message + "; CI is set, so this is an error, not a skip")
-    pytest.skip(message)
-
-
 def _notebook_under_test() -> Path:
     """The chapter-05 notebook, or the development override."""
     override = os.environ.get(NOTEBOOK_OVERRIDE_ENV)
@@ -143,7 +127,7 @@ def _checkpoint_digests(home: Path) -> dict[str, str]:
 @pytest.fixture
 def lab_server(tmp_path, artifacts_dir, fresh_home):
     """A JupyterLab server whose root is the notebook's own directory."""
-    _require_browser_tools()
+    lab.require_browser_tools()
     notebook = _notebook_under_test()
     server = lab.start_lab_server(
         root_dir=notebook.parent,

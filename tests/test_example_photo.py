@@ -62,10 +62,10 @@ def test_an_unknown_name_is_a_clear_error():
         photo.example_photo("../../etc/passwd")
 
 
-def test_without_a_base_url_it_asks_github_for_the_repository_file(no_checkout, monkeypatch):
+def test_without_a_base_url_it_asks_github_for_the_file_at_the_release_tag(no_checkout, monkeypatch):
     from course_utils.data import download
 
     asked = []
     monkeypatch.setattr(download, "fetch", lambda url, destination, **kwargs: asked.append(url) or destination)
     photo.example_photo("camera.jpg")
-    assert asked == [f"https://raw.githubusercontent.com/{colab.REPO_SLUG}/main/assets/photos/camera.jpg"]
+    assert asked == [f"https://raw.githubusercontent.com/{colab.REPO_SLUG}/{colab.REF}/assets/photos/camera.jpg"]
