@@ -67,3 +67,43 @@ def test_no_import_cycle_even_through_deferred_imports():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+NOTEBOOKS = PACKAGE.parent / "notebooks"
+
+
+def course_imports(source: str) -> set[str]:
+    """The course_utils modules a cell's code imports (IPython magics and shell lines skipped)."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    found = set()
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("course_utils"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_utils"):
+            found.add(node.module if node.module != "course_utils" else
+                      ",".join(sorted(f"course_utils.{alias.name}" for alias in node.names)))
+    return found
+
+
+def chapter_code_cells(path: Path) -> list[str]:
+    import nbformat
+
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+
+
+def test_a_chapter_imports_the_course_once_from_at_most_three_modules():
+    chapters = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    assert chapters
+    for chapter in chapters:
+        importing = [(index, course_imports(source)) for index, source in enumerate(chapter_code_cells(chapter))]
+        importing = [(index, modules) for index, modules in importing if modules]
+        assert len(importing) == 1, f"{chapter.name}: course_utils is imported in cells {[i for i, _ in importing]}"
+        modules = set().union(*(m.split(",") for m in importing[0][1]))
+        assert len(modules) <= 3, f"{chapter.name} imports from {sorted(modules)}"
+
+
+def test_the_import_counter_counts():
+    assert course_imports("from course_utils import course\nimport numpy") == {"course_utils.course"}
+    assert course_imports("from course_utils.models import Generator\nfrom course_utils import paths, course") == {
+        "course_utils.models", "course_utils.course,course_utils.paths"}
+    assert course_imports("%pip install x\nimport torch") == set()
