@@ -154,7 +154,11 @@ def detect_faces(image, min_neighbors: int = 5) -> list[tuple[float, float, floa
     its mirror image (it knows faces turned one way only). Overlapping boxes
     are merged. Detection runs on a greyscale copy at most ``DETECT_SIDE`` px.
     """
-    photo = load_photo(image)
+    return _detect_upright(load_photo(image), min_neighbors)
+
+
+def _detect_upright(photo: Image.Image, min_neighbors: int = 5) -> list[tuple[float, float, float, float]]:
+    """``detect_faces`` on a photo ``load_photo`` already decoded: upright, RGB, never decoded again."""
     scale = min(1.0, DETECT_SIDE / max(photo.size))
     small = photo if scale == 1.0 else photo.resize(
         (max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.Resampling.BILINEAR)
@@ -200,7 +204,7 @@ def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
             raise ValueError(f"box must be four numbers (x1, y1, x2, y2), 'center' or None, got {box!r}")
         box, center = None, True
     if box is None and not center:
-        boxes = detect_faces(photo)
+        boxes = _detect_upright(photo)  # the photo decoded above: its EXIF rotation is applied once
         faces_found = len(boxes)
         if not boxes:
             raise NoFaceFound(

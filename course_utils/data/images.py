@@ -103,8 +103,10 @@ def decode_rgb(image: Image.Image, shrink: float = 1.0, max_side: int | None = N
         scale = image.width / original_size[0]
         image = _flatten_alpha(image)
         # Rotating after shrinking avoids copying a full-size camera image.
-        if upright:
+        if upright and orientation in _EXIF_TRANSPOSE:
             image = make_upright(image, orientation)
+            # transpose() copies info, EXIF included: without this, the next reader rotates it again.
+            image.info = {}
     return Decoded(image, scale, original_size, original_mode, grey_filled, orientation)
 
 
