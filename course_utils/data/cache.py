@@ -9,6 +9,9 @@ cache and asking again reuses it. A build is written to a temporary folder and
 renamed, so an interrupted build never leaves a half cache. Nothing in the
 cache is a pickle (anyone who can write the folder could make a pickle run
 code): the table is JSON, the images a plain .npy read with allow_pickle=False.
+A metadata path that leaves the dataset folder, or names a FIFO, device or
+folder, is counted in the funnel ("path outside the folder or not a file")
+and never opened.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from .crops import CONVERSIONS, DEFAULT_MARGIN, OK, REJECTIONS, crop_faces
+from .crops import CONVERSIONS, DEFAULT_MARGIN, NOT_A_DATASET_FILE, OK, REJECTIONS, crop_faces, dataset_photo_path
 from .download import download_dataset
 from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, group_label_names,
                         identity_keys, validate_age_groups)
@@ -174,10 +177,14 @@ def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, worke
                            "removed": len(kept) - len(grouped), "converted": 0, "remaining": len(grouped)}])]
 
     boxes = grouped[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy()
-    files = [root / p for p in grouped["full_path"]]
-    images, outcomes = crop_faces(files, boxes, settings["image_size"], settings["margin"],
-                                  workers=workers, progress=progress)
-    outcomes = pd.Series(outcomes, index=grouped.index, dtype=object)
+    # A path that leaves the dataset folder is counted, never opened.
+    files = [dataset_photo_path(root, p) for p in grouped["full_path"]]
+    inside = np.array([file is not None for file in files], dtype=bool)
+    size = settings["image_size"]
+    images = np.zeros((len(files), size, size, 3), np.uint8)
+    outcomes = pd.Series(NOT_A_DATASET_FILE, index=grouped.index, dtype=object)
+    images[inside], outcomes[inside] = crop_faces([file for file in files if file is not None], boxes[inside], size,
+                                                  settings["margin"], workers=workers, progress=progress)
     remaining = len(grouped)
     for rule in REJECTIONS + CONVERSIONS:
         count = int((outcomes == rule).sum())
