@@ -20,6 +20,7 @@ from .classifier import AgeClassifier, load_classifier, save_classifier, train_c
 from .checkpoints import load_checkpoint
 from .data import FaceCache, latest_face_settings, load_face_cache, split_by_identity
 from .device import pick_device
+from .files import write_atomically
 from .models import Encoder, Generator
 from .tensors import to_model_range
 from .train_encoder import EncoderConfig, load_encoder, train_encoder
@@ -336,10 +337,7 @@ def record_summary(chapter: str, **figures) -> None:
     """Store a chapter's key figures (numbers or short strings) as JSON for ``make course``."""
     folder = paths.summary_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{chapter}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(figures, indent=1, default=float))
-    os.replace(tmp, path)
+    write_atomically(folder / f"{chapter}.json", json.dumps(figures, indent=1, default=float))
 
 
 def read_summary(chapter: str) -> dict:

@@ -104,7 +104,7 @@ def example_photo(name: str, base_url: str | None = None) -> Path:
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     url = f"{base_url.rstrip('/')}/{name}" if base_url else raw_file_url(f"assets/photos/{name}")
-    return fetch(url, destination, progress=False, sha256=EXAMPLE_PHOTOS[name])
+    return fetch(url, destination, progress=False, sha256=EXAMPLE_PHOTOS[name], max_size=MAX_PHOTO_BYTES)
 
 
 def _sha256(path: Path) -> str:
