@@ -21,13 +21,14 @@ import hashlib
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
+
+from .files import temporary_beside
 
 KINDS = ("gan", "encoder", "classifier")
 DIGEST_KEY = "sha256"
@@ -75,7 +76,7 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
     if obj.get("kind") not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}, got {obj.get('kind')!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp_name = temporary_beside(path)  # also removes those a killed save left behind
     os.close(handle)
     contents = {key: value for key, value in obj.items() if key != DIGEST_KEY}
     contents[DIGEST_KEY] = content_digest(contents)

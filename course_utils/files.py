@@ -6,6 +6,9 @@
 * ``write_atomically``: a temporary file made by ``mkstemp`` beside the target
   (a fresh name opened with O_EXCL, so a link planted in advance is never
   written through), then ``os.replace``; a reader sees the old file or the new.
+  ``temporary_beside`` makes such a name for writers that need a path
+  (torch.save); its name holds the writer's process id, so
+  ``remove_stale_temporaries`` knows one whose writer was killed.
 * ``open_no_follow``: a fixed name that must survive between runs (a resumable
   ``.part`` download) is opened with O_NOFOLLOW.
 * ``remove_leftovers``: what a killed run left behind (staging folders,
@@ -17,6 +20,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -40,10 +44,39 @@ def exclusive(lock_path, doing: str):
         lock.release()
 
 
+STALE_AFTER_S = 600  # a temporary file this old whose writer is gone was left by a killed run
+
+
+def temporary_beside(path) -> tuple[int, str]:
+    """``mkstemp`` beside ``path`` -> (open descriptor, name); stale ones of earlier runs are removed first."""
+    path = Path(path)
+    remove_stale_temporaries(path)
+    return tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete ``temporary_beside(path)`` files whose writing process is gone and that are old (POSIX only)."""
+    path, removed = Path(path), []
+    if os.name != "posix":  # os.kill(pid, 0) would signal the process on Windows
+        return removed
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = temporary.name[len(path.name) + 2:].split(".")[0]
+        try:
+            if not pid.isdigit() or time.time() - temporary.lstat().st_mtime < STALE_AFTER_S:
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its writer is gone
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary)
+        except OSError:  # alive (PermissionError: another user's process), or already removed
+            pass
+    return removed
+
+
 def write_atomically(path, data: bytes | str) -> Path:
     """Replace ``path`` with ``data`` (str is written as UTF-8) at once, through a fresh temporary file."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = temporary_beside(path)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data.encode() if isinstance(data, str) else data)

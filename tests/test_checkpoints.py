@@ -191,3 +191,22 @@ def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, bad):
     path = save_checkpoint(checkpoint, tmp_path / "gan.pt")
     with pytest.raises(CheckpointError, match=r"generator\.weight holds NaN or infinite weights"):
         load_checkpoint(path, "gan")
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(finished.stdout)  # a process that has exited: a save it made was killed half way
+    hour_ago = time.time() - 3600
+    left_by_killed = tmp_path / f".gan.pt.{dead}.x1y2z3.tmp"
+    still_writing = tmp_path / f".gan.pt.{os.getpid()}.a1b2c3.tmp"  # a live writer, whatever its age
+    just_now = tmp_path / f".gan.pt.{dead}.q1w2e3.tmp"  # too recent to judge
+    for temporary in (left_by_killed, still_writing, just_now):
+        temporary.write_bytes(b"x" * 1000)
+    for temporary in (left_by_killed, still_writing):
+        os.utime(temporary, (hour_ago, hour_ago))
+    save_checkpoint(small_checkpoint(), tmp_path / "gan.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["gan.pt", still_writing.name, just_now.name])
