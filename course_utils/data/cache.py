@@ -13,8 +13,7 @@ read-only course home with a valid cache is read as it is. Nothing in the
 cache is a pickle (anyone who can write the folder could make a pickle run
 code): the table is JSON, the images a plain .npy read with allow_pickle=False.
 A metadata path that leaves the dataset folder, or names a FIFO, device or
-folder, is counted in the funnel ("path outside the folder or not a file")
-and never opened.
+folder, is counted in the funnel ("not a file in the folder") and never opened.
 """
 from __future__ import annotations
 

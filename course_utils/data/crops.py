@@ -28,7 +28,7 @@ MIN_PHOTO_SIDE = 16  # smaller photos are placeholders (IMDB-WIKI has 1x1 ones)
 
 # Outcomes of loading one photo, in funnel order.
 BAD_BOX = "invalid face box"
-NOT_A_DATASET_FILE = "path outside the folder or not a file"  # hostile metadata: never opened
+NOT_A_DATASET_FILE = "not a file in the folder"  # hostile metadata (outside the folder, FIFO, device): never opened
 MISSING = "missing file"
 UNREADABLE = "unreadable/truncated"
 TOO_LARGE = "too large (pixel limit)"

@@ -327,7 +327,7 @@ def stale_reason(path) -> str | None:
         if path.is_dir():
             version = renderer_version_of(path)
         else:
-            with tarfile.open(path) as tar:
+            with tarfile.open(path, mode="r:") as tar:  # plain tar only, as download.safe_extract reads it
                 handle = tar.extractfile(f"wiki_crop/{SIDECAR_NAME}")
                 version = sidecar_renderer_version(json.load(handle))
     except (OSError, KeyError, ValueError, tarfile.TarError, EOFError):
