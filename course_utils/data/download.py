@@ -246,8 +246,8 @@ def fetch(url: str, destination, progress: bool = True, sha256: str | None = Non
     total = expected_size
     bar = tqdm(desc=f"Downloading {destination.name}", unit="B", unit_scale=True, disable=not progress)
     try:
-        if total is not None:
-            _check_room(url, part, total, 0, max_size)
+        if total is not None:  # known before asking the server
+            _check_room(url, part, total, part.stat().st_size if part.exists() else 0, max_size)
         for attempt in range(attempts):
             offset = part.stat().st_size if part.exists() else 0
             if total is not None and offset >= total:
@@ -455,7 +455,7 @@ def _check_unpacked_size(archive: Path, members: list, destination: Path, max_by
     if max_bytes is not None and total > max_bytes:
         raise CorruptArchive(f"{archive} unpacks to {_gb(total)}, more than the {_gb(max_bytes)} this dataset can "
                              "be; this is not the expected archive")
-    needed = total + 4096 * len(members)  # each file takes at least a block
+    needed = sum(-(-member.size // 4096) * 4096 if member.isfile() else 4096 for member in members)  # whole blocks
     free = shutil.disk_usage(destination).free
     if needed > free - DISK_MARGIN_BYTES:
         raise NotEnoughDisk(f"extracting {archive} needs {_gb(needed)}, but {destination} has only {_gb(free)} free "
