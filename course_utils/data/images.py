@@ -12,8 +12,9 @@ for every caller:
   ``ValueError``) before any pixel is decoded, whatever their bit depth.
 * The image is shrunk *before* it is converted: JPEG draft mode decodes at
   1/2..1/8 scale, 16/32-bit and float images are block-averaged strip by strip
-  in numpy, and other images are converted and reduced strip by strip, so
-  memory follows the output size, not a converted full-size copy of the input.
+  in numpy, and 8-bit images above ``BIG_IMAGE_PIXELS`` are converted and
+  reduced strip by strip, so memory follows the output size, not a converted
+  full-size copy of the input (a 13000² RGBA PNG costs its decode, 0.7 GB).
 * 16-bit and float greyscale is scaled into 0..255, not clipped.
 * Transparent pixels are composited on white (``BACKGROUND``).
 * A JPEG whose bottom rows are libjpeg's exact grey fill (scan data cut, end
