@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 
 from course_utils.data import build_mini_wiki, load_face_cache, safe_extract
-from course_utils.data.crops import NOT_A_DATASET_FILE, OK
+from course_utils.data.crops import NOT_A_DATASET_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 
