@@ -57,7 +57,8 @@ def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tup
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", help="dataset name (default: FACE_AGING_DATASET or mini-wiki)")
+    parser.add_argument("--dataset", choices=paths.KNOWN_DATASETS,
+                        help="dataset name (default: FACE_AGING_DATASET or mini-wiki)")
     parser.add_argument("--out", type=Path, help="run folder for checkpoints and samples (default: run_dir())")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in the run folder")
     parser.add_argument("--device", help="cpu, cuda, mps (default: the best available)")

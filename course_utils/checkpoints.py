@@ -9,7 +9,11 @@ It is read with ``torch.load(weights_only=True)``, which refuses pickled code.
 A SHA-256 of the contents (every tensor's bytes, dtype and shape, and every
 plain value) is stored under ``DIGEST_KEY`` and checked on load, so a damaged
 file is refused instead of loading different weights. The file is fsynced
-before the rename.
+before the rename. Before anything is read, the zip's directory is checked:
+torch.save stores tensors uncompressed, so a compressed member (which could
+inflate to gigabytes) or more than ``MAX_CHECKPOINT_BYTES`` of members is
+refused. After loading, NaN or infinite weights are refused: a generator with
+them draws black images.
 """
 from __future__ import annotations
 
@@ -17,16 +21,20 @@ import hashlib
 import os
 import pickle
 import random
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 
+from .files import temporary_beside
+
 KINDS = ("gan", "encoder", "classifier", "age_judge")
 DIGEST_KEY = "sha256"
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's (zip) format; save_checkpoint never writes anything else
+# The course's largest model (width 128 at 128 px, with Adam's states and an EMA copy) is 1.3 GB.
+MAX_CHECKPOINT_BYTES = 2 << 30
 
 
 class CheckpointError(ValueError):
@@ -68,7 +76,7 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike) -> Path:
     if obj.get("kind") not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}, got {obj.get('kind')!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, tmp_name = temporary_beside(path)  # also removes those a killed save left behind
     os.close(handle)
     contents = {key: value for key, value in obj.items() if key != DIGEST_KEY}
     contents[DIGEST_KEY] = content_digest(contents)
@@ -104,6 +112,7 @@ def load_checkpoint(
         what = "is empty (0 bytes)" if not head else f"starts with {head!r}"
         raise CheckpointError(f"{path} is not a course checkpoint: it {what}, not a file written by "
                               "save_checkpoint")
+    _check_declared_sizes(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -127,7 +136,37 @@ def load_checkpoint(
     for key in ("config", "models"):
         if key not in checkpoint:
             raise ValueError(f"{path} has no {key!r} entry")
+    _check_finite(checkpoint["models"], path)
     return checkpoint
+
+
+def _check_declared_sizes(path: Path) -> None:
+    """Refuse compressed members and a total beyond ``MAX_CHECKPOINT_BYTES``, from the zip's directory alone."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is damaged and cannot be read as a checkpoint ({error}); save it again") from None
+    compressed = [m for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if compressed:
+        member = max(compressed, key=lambda m: m.file_size)
+        raise CheckpointError(f"refusing {path}: its member {member.filename} is compressed ({member.compress_size:,} "
+                              f"bytes that claim to unpack to {member.file_size:,}); torch.save stores tensors "
+                              "uncompressed, so save_checkpoint did not write it. Nothing was loaded")
+    declared = sum(m.file_size for m in members)
+    if declared > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"refusing {path}: its tensors declare {declared / 1e9:.1f} GB, more than any course "
+                              f"model ({MAX_CHECKPOINT_BYTES / 1e9:.1f} GB at most). Nothing was loaded")
+
+
+def _check_finite(models: Mapping[str, Any], path: Path) -> None:
+    """Refuse weights that are NaN or infinite (a diverged run): the models would draw black images."""
+    for model_name, state in models.items():
+        for key, value in (state.items() if isinstance(state, Mapping) else ()):
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise CheckpointError(f"refusing {path}: {model_name}.{key} holds NaN or infinite weights (the run "
+                                      "diverged); a model with them draws black images. Train again, or use an "
+                                      "earlier checkpoint")
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -37,6 +37,15 @@ def dataset_name() -> str:
     return name
 
 
+def _known(dataset: str | None) -> str:
+    """``dataset`` (default: the current one), refused unless it is a known name: it becomes a folder name."""
+    if not dataset:
+        return dataset_name()
+    if dataset not in KNOWN_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(KNOWN_DATASETS)}")
+    return dataset
+
+
 def datasets_dir() -> Path:
     """Downloaded or generated archives and their extracted folders."""
     return course_home() / "datasets"
@@ -44,12 +53,12 @@ def datasets_dir() -> Path:
 
 def cache_dir(dataset: str | None = None) -> Path:
     """Cropped 64x64 face caches for one dataset."""
-    return course_home() / "cache" / (dataset or dataset_name())
+    return course_home() / "cache" / _known(dataset)
 
 
 def run_dir(dataset: str | None = None) -> Path:
     """Checkpoints and sample grids of the training runs on one dataset."""
-    return course_home() / "runs" / (dataset or dataset_name())
+    return course_home() / "runs" / _known(dataset)
 
 
 def summary_dir() -> Path:

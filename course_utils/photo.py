@@ -9,6 +9,10 @@ Decisions worth knowing:
 * Photos with a side shorter than ``MIN_SIDE`` (8 px) are refused with a
   ``ValueError``: there is no face to age in a 3x5 image. Crops smaller than
   the requested size are upscaled with a ``UserWarning``.
+* Only the formats in ``data.images.PHOTO_FORMATS`` are opened (an EPS file
+  named ``.jpg`` never starts Ghostscript), and a path is read only when it
+  is a regular file of at most ``data.images.MAX_PHOTO_BYTES`` (a FIFO or
+  ``/dev/zero`` is refused, not waited on).
 * Large photos are decoded at reduced scale (JPEG ``draft``) and shrunk to at
   most ``max_side`` pixels, so a 12000x9000 camera image costs a few MB, not
   hundreds. Images above Pillow's decompression-bomb limit
@@ -37,7 +41,8 @@ from PIL import Image, UnidentifiedImageError
 
 from course_utils import paths
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
-from course_utils.data.images import ImageTooLarge, check_pixels, decode_rgb, resize_square
+from course_utils.data.images import (MAX_PHOTO_BYTES, PHOTO_FORMATS, ImageTooLarge, NotARegularFile, check_pixels,
+                                      decode_rgb, read_photo_file, resize_square)
 
 # The public-domain / CC0 photographs in the repository's assets/photos (see its LICENSE.md) -> SHA-256.
 EXAMPLE_PHOTOS = {
@@ -99,7 +104,7 @@ def example_photo(name: str, base_url: str | None = None) -> Path:
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     url = f"{base_url.rstrip('/')}/{name}" if base_url else raw_file_url(f"assets/photos/{name}")
-    return fetch(url, destination, progress=False, sha256=EXAMPLE_PHOTOS[name])
+    return fetch(url, destination, progress=False, sha256=EXAMPLE_PHOTOS[name], max_size=MAX_PHOTO_BYTES)
 
 
 def _sha256(path: Path) -> str:
@@ -154,7 +159,11 @@ def detect_faces(image, min_neighbors: int = 5) -> list[tuple[float, float, floa
     its mirror image (it knows faces turned one way only). Overlapping boxes
     are merged. Detection runs on a greyscale copy at most ``DETECT_SIDE`` px.
     """
-    photo = load_photo(image)
+    return _detect_upright(load_photo(image), min_neighbors)
+
+
+def _detect_upright(photo: Image.Image, min_neighbors: int = 5) -> list[tuple[float, float, float, float]]:
+    """``detect_faces`` on a photo ``load_photo`` already decoded: upright, RGB, never decoded again."""
     scale = min(1.0, DETECT_SIDE / max(photo.size))
     small = photo if scale == 1.0 else photo.resize(
         (max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.Resampling.BILINEAR)
@@ -200,7 +209,7 @@ def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
             raise ValueError(f"box must be four numbers (x1, y1, x2, y2), 'center' or None, got {box!r}")
         box, center = None, True
     if box is None and not center:
-        boxes = detect_faces(photo)
+        boxes = _detect_upright(photo)  # the photo decoded above: its EXIF rotation is applied once
         faces_found = len(boxes)
         if not boxes:
             raise NoFaceFound(
@@ -302,9 +311,11 @@ def _open(source) -> tuple[Image.Image, str]:
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data, origin = bytes(source), "the given bytes"
     elif hasattr(source, "read"):
-        data, origin = source.read(), "the given file object"
+        data, origin = source.read(MAX_PHOTO_BYTES + 1), "the given file object"
         if not isinstance(data, (bytes, bytearray)):
             raise ValueError("the file object returned text; open the photo in binary mode ('rb')")
+        if len(data) > MAX_PHOTO_BYTES:
+            raise ValueError(f"{origin} holds more than the {MAX_PHOTO_BYTES >> 20} MB a photo may be")
     else:
         raise ValueError(
             "expected a photo as a path, bytes, a binary file object, a PIL image or a "
@@ -315,7 +326,7 @@ def _open(source) -> tuple[Image.Image, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data)), origin
+            return Image.open(io.BytesIO(data), formats=PHOTO_FORMATS), origin
     except (Image.DecompressionBombError, ImageTooLarge) as error:
         raise ValueError(
             f"{origin} is too large to decode safely ({error}); shrink the photo first"
@@ -325,16 +336,22 @@ def _open(source) -> tuple[Image.Image, str]:
             raise ValueError(f"could not decode {origin}: {error}") from error
         preview = bytes(data[:16])
         raise ValueError(
-            f"{origin} is not an image format Pillow can read (starts with {preview!r})"
+            f"{origin} is not an image format the course reads ({', '.join(PHOTO_FORMATS)}; it starts "
+            f"with {preview!r})"
         ) from error
 
 
 def _read_path(path: Path) -> bytes:
-    if not path.exists():
-        raise ValueError(f"no file at '{path}'")
-    if path.is_dir():
-        raise ValueError(f"'{path}' is a directory, not an image file")
-    return path.read_bytes()
+    try:
+        return read_photo_file(path)
+    except FileNotFoundError:
+        raise ValueError(f"no file at '{path}'") from None
+    except IsADirectoryError:
+        raise ValueError(f"'{path}' is a directory, not an image file") from None
+    except (NotARegularFile, ImageTooLarge) as error:
+        raise ValueError(str(error)) from None
+    except OSError as error:
+        raise ValueError(f"could not read '{path}': {error.strerror or error}") from None
 
 
 def _from_array(array: np.ndarray) -> Image.Image:

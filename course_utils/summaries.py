@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 import json
-import os
 
 from . import paths
+from .files import write_atomically
 
 
 def record_summary(chapter: str, **figures) -> None:
     """Store a chapter's key figures (numbers or short strings) as JSON for ``make course``."""
     folder = paths.summary_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{chapter}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(figures, indent=1, default=float))
-    os.replace(tmp, path)
+    write_atomically(folder / f"{chapter}.json", json.dumps(figures, indent=1, default=float))
 
 
 def read_summary(chapter: str) -> dict:

@@ -1,12 +1,14 @@
 """Shared test helpers: a tiny in-memory face cache with any number of age groups, one CPU thread,
-and an HTTP server on 127.0.0.1 (no test reaches the internet)."""
+an HTTP server on 127.0.0.1 (no test reaches the internet) and photos stored as phones store them."""
 import contextlib
+import io
 import threading
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import ExifTags, Image
 
 from course_utils.data import FaceCache
 
@@ -52,3 +54,22 @@ def served_on_localhost(httpd, poll_interval: float = 0.5):
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+# EXIF orientation -> how a camera stores an upright scene for that tag (the inverse of the turn the tag asks for).
+STORED_FOR_ORIENTATION = {
+    1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def phone_jpeg(upright: Image.Image, orientation: int, quality: int = 95) -> bytes:
+    """JPEG bytes whose pixels are ``upright`` turned as a phone stores them, tagged with ``orientation``."""
+    turn = STORED_FOR_ORIENTATION[orientation]
+    stored = upright if turn is None else upright.transpose(turn)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    buffer = io.BytesIO()
+    stored.save(buffer, format="JPEG", quality=quality, exif=exif)
+    return buffer.getvalue()

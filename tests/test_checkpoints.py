@@ -146,3 +146,67 @@ def test_digest_is_not_part_of_the_loaded_checkpoint_and_a_resave_round_trips(tm
     assert "sha256" not in loaded
     again = load_checkpoint(save_checkpoint(loaded, tmp_path / "again.pt"), "gan")
     assert torch.equal(again["models"]["generator"]["weight"], torch.ones(3))
+
+
+def rewritten(path, replace):
+    """A copy of the checkpoint zip at ``path`` with members changed by ``replace(info, data) -> (data, method)``."""
+    out = path.with_name("rewritten-" + path.name)
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data, method = replace(info, source.read(info))
+            target.writestr(info.filename, data, compress_type=method)
+    return out
+
+
+def test_a_small_checkpoint_whose_tensor_inflates_to_gigabytes_is_refused_before_loading(tmp_path):
+    path = save_checkpoint(small_checkpoint(), tmp_path / "gan.pt")
+    huge = 1 << 30  # deflates to about 1 MB
+
+    def inflate_the_weights(info, data):
+        if "/data/" in info.filename:
+            return bytes(huge), zipfile.ZIP_DEFLATED
+        return data, zipfile.ZIP_STORED
+
+    bomb = rewritten(path, inflate_the_weights)
+    assert bomb.stat().st_size < 5_000_000
+    with pytest.raises(CheckpointError, match=r"is compressed .*claim to unpack to 1,073,741,824.*Nothing was loaded"):
+        load_checkpoint(bomb, "gan")
+
+
+def test_a_checkpoint_declaring_more_than_any_course_model_is_refused(tmp_path, monkeypatch):
+    from course_utils import checkpoints
+
+    path = save_checkpoint(small_checkpoint(), tmp_path / "gan.pt")
+    with zipfile.ZipFile(path) as archive:
+        declared = sum(info.file_size for info in archive.infolist())
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", declared - 1)
+    with pytest.raises(CheckpointError, match="more than any course model"):
+        load_checkpoint(path, "gan")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path, bad):
+    checkpoint = small_checkpoint()
+    checkpoint["models"]["generator"]["weight"][1] = bad
+    path = save_checkpoint(checkpoint, tmp_path / "gan.pt")
+    with pytest.raises(CheckpointError, match=r"generator\.weight holds NaN or infinite weights"):
+        load_checkpoint(path, "gan")
+
+
+def test_a_temporary_file_left_by_a_killed_save_is_removed_by_the_next(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(finished.stdout)  # a process that has exited: a save it made was killed half way
+    hour_ago = time.time() - 3600
+    left_by_killed = tmp_path / f".gan.pt.{dead}.x1y2z3.tmp"
+    still_writing = tmp_path / f".gan.pt.{os.getpid()}.a1b2c3.tmp"  # a live writer, whatever its age
+    just_now = tmp_path / f".gan.pt.{dead}.q1w2e3.tmp"  # too recent to judge
+    for temporary in (left_by_killed, still_writing, just_now):
+        temporary.write_bytes(b"x" * 1000)
+    for temporary in (left_by_killed, still_writing):
+        os.utime(temporary, (hour_ago, hour_ago))
+    save_checkpoint(small_checkpoint(), tmp_path / "gan.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["gan.pt", still_writing.name, just_now.name])

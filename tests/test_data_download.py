@@ -64,7 +64,8 @@ def server(archive_bytes):
 
 
 def leftovers(root):
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    """What is under ``root``, less download_dataset's lock file (a lock file stays between runs)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.name != "wiki.lock")
 
 
 def test_cut_off_download_resumes_with_range(tmp_path, server, archive_bytes):
@@ -344,3 +345,144 @@ def test_a_broken_archive_from_the_server_is_an_error_naming_it(tmp_path, flaky)
     with pytest.raises(CorruptArchive, match="wiki_crop.tar.bad-2"):
         download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
     assert not (tmp_path / "wiki" / "wiki_crop").exists()
+
+
+# ---------------------------------------------------------------- disk bombs, odd names, leftovers, planted links
+
+def size_on_disk(root):
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes, read without holding them in memory."""
+
+    def __init__(self, size):
+        self.left = size
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def compressed_tar_bomb(kind, unpacked=200 << 20):
+    """A wiki_crop tar holding ``unpacked`` bytes of zeros, compressed with gzip or xz (a few hundred KB)."""
+    import gzip
+    import lzma
+
+    buffer = io.BytesIO()
+    stream = gzip.GzipFile(fileobj=buffer, mode="wb") if kind == "gzip" else lzma.LZMAFile(buffer, "wb", preset=0)
+    with stream, tarfile.open(fileobj=stream, mode="w|") as tar:
+        info = tarfile.TarInfo("wiki_crop/wiki.mat")
+        info.size = unpacked
+        tar.addfile(info, Zeros(unpacked))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["gzip", "xz"])
+def test_a_compressed_stream_named_wiki_crop_tar_is_refused_never_unpacked(tmp_path, flaky, kind):
+    flaky.payload = compressed_tar_bomb(kind)
+    assert len(flaky.payload) < 1 << 20
+    with pytest.raises(CorruptArchive, match=rf"{kind}-compressed stream, not a plain tar"):
+        download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert not (tmp_path / "wiki" / "wiki_crop").exists()
+    assert size_on_disk(tmp_path) < 4 * len(flaky.payload)  # the two refused downloads, kept aside; nothing else
+
+
+class HugeLengthHandler(BaseHTTPRequestHandler):
+    """Announces a terabyte, then sends a few bytes."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(10 ** 12))
+        self.end_headers()
+        self.wfile.write(b"\0" * 4096)
+        self.close_connection = True
+
+
+def test_a_huge_content_length_is_refused_before_anything_is_written(tmp_path):
+    httpd = QuietServer(("127.0.0.1", 0), HugeLengthHandler)
+    with served_on_localhost(httpd, poll_interval=0.05):
+        with pytest.raises(RuntimeError, match=r"is 1000\.00 GB, more than the 2\.15 GB this file can be"):
+            download_dataset("wiki", root=tmp_path, progress=False, base_url=httpd.url)
+    assert leftovers(tmp_path) == ["wiki"]
+
+
+def fake_free_disk(monkeypatch, free):
+    """shutil.disk_usage reports ``free`` bytes free (filling a real disk would take too long)."""
+    import shutil
+
+    real = shutil.disk_usage
+
+    def disk_usage(path):
+        usage = real(path)
+        return type(usage)(usage.total, usage.total - free, free)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+
+
+def test_an_archive_larger_than_the_free_disk_is_not_downloaded(tmp_path, flaky, archive_bytes, monkeypatch):
+    from course_utils.data.download import DISK_MARGIN_BYTES, NotEnoughDisk
+
+    fake_free_disk(monkeypatch, DISK_MARGIN_BYTES + len(archive_bytes) // 2)
+    with pytest.raises(NotEnoughDisk, match="make room"):
+        download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert leftovers(tmp_path) == ["wiki"]
+
+
+def test_an_archive_whose_files_exceed_the_free_disk_is_not_extracted_and_kept(tmp_path, archive_bytes, monkeypatch):
+    from course_utils.data.download import DISK_MARGIN_BYTES, NotEnoughDisk
+
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki" / "wiki_crop.tar").write_bytes(archive_bytes)
+    fake_free_disk(monkeypatch, DISK_MARGIN_BYTES + len(archive_bytes) // 2)
+    with pytest.raises(NotEnoughDisk, match=r"extracting .*wiki_crop\.tar needs"):
+        download_dataset("wiki", root=tmp_path, progress=False, base_url="http://127.0.0.1:9")
+    assert leftovers(tmp_path) == ["wiki", "wiki/wiki_crop.tar"]  # kept: nothing is wrong with it
+
+
+def odd_archive(kind):
+    if kind == "long name":
+        return tar_of([("wiki_crop/" + "n" * 200 + "/" * 1 + "x" * 9790, "file", b"x")])
+    if kind == "5000 folders deep":
+        return tar_of([("wiki_crop/" + "d/" * 5000 + "x.jpg", "file", b"x")])
+    return tar_of([("wiki_crop", "file", b"not a folder")])  # a file where the folder must be
+
+
+@pytest.mark.parametrize("kind", ["long name", "5000 folders deep", "file named wiki_crop"])
+def test_an_archive_with_odd_member_names_is_named_moved_aside_and_fetched_again(tmp_path, flaky, kind, capsys):
+    (tmp_path / "wiki").mkdir()
+    odd = odd_archive(kind)
+    (tmp_path / "wiki" / "wiki_crop.tar").write_bytes(odd)
+    folder = download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert (folder / "wiki.mat").is_file()
+    assert (tmp_path / "wiki" / "wiki_crop.tar.bad-1").read_bytes() == odd
+    out = capsys.readouterr().out
+    assert "archive member" in out and "this is not the expected archive" in out and len(out) < 2000
+
+
+def test_staging_left_by_a_killed_run_is_removed_by_the_next(tmp_path, flaky):
+    home = tmp_path / "wiki"
+    (home / ".extracting-k1ll3d" / "wiki_crop").mkdir(parents=True)
+    (home / ".extracting-k1ll3d" / "wiki_crop" / "half.jpg").write_bytes(b"x" * 1000)
+    (home / ".wiki_crop.tar.k1ll3d.tmp").write_bytes(b"x" * 1000)
+    download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert not (home / ".extracting-k1ll3d").exists() and not (home / ".wiki_crop.tar.k1ll3d.tmp").exists()
+    assert [p.name for p in home.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_planted_link_at_the_part_file_is_never_written_through(tmp_path, flaky):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a file the learner can write")
+    (tmp_path / "wiki").mkdir()
+    (tmp_path / "wiki" / "wiki_crop.tar.part").symlink_to(victim)
+    with pytest.raises(RuntimeError, match="symbolic link"):
+        download_dataset("wiki", root=tmp_path, progress=False, base_url=flaky.url)
+    assert victim.read_text() == "a file the learner can write"

@@ -1,5 +1,8 @@
 """Reading IMDB-WIKI metadata: MATLAB dates, the 1 July age rule and the cleaning funnel."""
+import struct
+import zlib
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,3 +173,98 @@ def test_nan_dates_scores_and_wrong_length_boxes_are_counted_defects(tmp_path):
     assert removed["low face score"] == 2 and removed["age invalid or outside 0-100"] == 2
     assert sorted(kept.index) == [0, 1, 2, 3, 4, 5, 10, 11]
     assert np.isfinite(kept["face_score"]).all()
+
+
+# ---------------------------------------------------------------- hostile and malformed .mat files
+
+def mat_element(kind: int, data: bytes, pad: bool = True) -> bytes:
+    """One MAT v5 data element: type, byte count, data (padded to 8 bytes, as inside arrays)."""
+    return struct.pack("<II", kind, len(data)) + data + (bytes(-len(data) % 8) if pad else b"")
+
+
+def mat_array(array_class: int, dims, body: bytes = b"", name: bytes = b"") -> bytes:
+    """An miMATRIX element: flags (class), dimensions, name, then ``body`` (cells, fields or data)."""
+    header = (mat_element(6, struct.pack("<II", array_class, 0)) + mat_element(5, struct.pack(f"<{len(dims)}i", *dims))
+              + mat_element(1, name))
+    return mat_element(14, header + body)
+
+
+EMPTY_ARRAY = struct.pack("<II", 14, 0)  # an empty array is its tag alone (8 bytes; loadmat makes an object of it)
+CELL, STRUCT, DOUBLE = 1, 2, 6
+
+
+def compressed_wiki_mat(path, fields: dict) -> Path:
+    """A wiki.mat written by hand: one compressed 1x1 struct ``wiki`` with the given field arrays."""
+    names = b"".join(name.encode().ljust(32, b"\0") for name in fields)
+    body = mat_element(5, struct.pack("<i", 32)) + mat_element(1, names) + b"".join(fields.values())
+    variable = mat_array(STRUCT, (1, 1), body, name=b"wiki")
+    header = b"MATLAB 5.0 MAT-file, written by a test".ljust(116) + bytes(8) + struct.pack("<H", 0x0100) + b"IM"
+    path.write_bytes(header + mat_element(15, zlib.compress(variable, 9), pad=False))
+    return path
+
+
+def test_a_handwritten_mat_reads_like_a_scipy_one(tmp_path):
+    """The writer below is faithful: scipy reads what it writes."""
+    doubles = mat_array(DOUBLE, (1, 2), mat_element(9, struct.pack("<2d", 1.5, 2.5)))
+    path = compressed_wiki_mat(tmp_path / "wiki.mat", {"dob": doubles, "full_path": mat_array(CELL, (1, 2),
+                                                                                              EMPTY_ARRAY * 2)})
+    wiki = scipy.io.loadmat(str(path))["wiki"][0, 0]
+    assert wiki["dob"].tolist() == [[1.5, 2.5]] and wiki["full_path"].shape == (1, 2)
+
+
+@pytest.mark.parametrize("shape", ["5 million entries", "5 million nested arrays"])
+def test_a_small_mat_claiming_millions_of_arrays_is_refused_before_it_is_read(tmp_path, shape):
+    import time
+
+    if shape == "5 million entries":
+        full_path = mat_array(CELL, (1, 5_000_000), EMPTY_ARRAY * 5_000_000)
+    else:  # 1000 cells of 5000 each: no array too long, too many arrays
+        inner = mat_array(CELL, (1, 5000), EMPTY_ARRAY * 5000)
+        full_path = mat_array(CELL, (1, 1000), inner * 1000)
+    path = compressed_wiki_mat(tmp_path / "wiki.mat", {"full_path": full_path})
+    assert path.stat().st_size < 1_000_000
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"wiki\.mat.*(5,000,000 entries|more than 3,000,000 arrays).*not read"):
+        read_imdb_wiki_metadata(path)
+    assert time.perf_counter() - started < 5  # refused from its headers, not after building the arrays
+
+
+def test_a_mat_that_unpacks_beyond_the_limit_is_refused(tmp_path, monkeypatch):
+    from course_utils.data import metadata
+
+    monkeypatch.setattr(metadata, "MAX_UNPACKED_BYTES", 1 << 20)
+    zeros = mat_array(DOUBLE, (1, 200_000), mat_element(9, bytes(8 * 200_000)))
+    path = compressed_wiki_mat(tmp_path / "wiki.mat", {"dob": zeros})
+    with pytest.raises(ValueError, match=r"wiki\.mat unpacks to more than 1 MB"):
+        read_imdb_wiki_metadata(path)
+
+
+def malformed(kind, n=3):
+    rows = [row(i) for i in range(n)]
+    struct_fields = {
+        "dob": np.array([[r["dob"] for r in rows]], dtype=np.float64),
+        "photo_taken": np.array([[r["photo_taken"] for r in rows]], dtype=np.float64),
+        "full_path": np.array([[np.array([r["full_path"]]) for r in rows]], dtype=object),
+        "gender": np.ones((1, n)), "name": np.array([[np.array([r["name"]]) for r in rows]], dtype=object),
+        "face_location": np.array([[np.array([r["box"]]) for r in rows]], dtype=object),
+        "face_score": np.full((1, n), 3.0), "second_face_score": np.full((1, n), np.nan),
+    }
+    if kind == "fields of different lengths":
+        struct_fields["name"] = struct_fields["name"][:, :2]
+        struct_fields["face_score"] = np.full((1, 5), 3.0)
+    elif kind == "dates as text":
+        struct_fields["dob"] = np.array([["1980-03-01"] * n], dtype=object)
+    elif kind == "an empty struct":
+        return {"wiki": np.zeros((0, 0), dtype=[(name, object) for name in struct_fields])}
+    elif kind == "numbers, not a struct":
+        return {"wiki": np.arange(6.0).reshape(2, 3)}
+    return {"wiki": struct_fields}
+
+
+@pytest.mark.parametrize("kind", ["fields of different lengths", "dates as text", "an empty struct",
+                                  "numbers, not a struct"])
+def test_a_malformed_mat_is_a_value_error_that_names_the_file(tmp_path, kind):
+    path = tmp_path / "wiki.mat"
+    scipy.io.savemat(str(path), malformed(kind))
+    with pytest.raises(ValueError, match=rf"{path}"):
+        read_imdb_wiki_metadata(path)

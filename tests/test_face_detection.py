@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import phone_jpeg
 from PIL import Image
 
 from course_utils.photo_aging import edit_photo
@@ -127,3 +128,28 @@ def test_edit_photo_with_no_change_is_the_photo():
     assert np.array_equal(edited, np.asarray(photo))
     with pytest.raises(ValueError, match="box"):
         edit_photo(photo, None, np.zeros((8, 8, 3), np.float32))
+
+
+@pytest.fixture(scope="module")
+def upright_astronaut():
+    """The astronaut photo and its face found with no EXIF turn to apply (orientation 1)."""
+    upright = Image.open(PHOTOS / "astronaut.jpg").convert("RGB")
+    return upright, find_face(phone_jpeg(upright, 1), size=64)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_finds_the_face_of_the_upright_photo(orientation, upright_astronaut):
+    upright, reference = upright_astronaut
+    stored = phone_jpeg(upright, orientation)
+    found = find_face(stored, size=64)
+    # The photo is turned upright exactly once (JPEG re-encoding of the turned pixels aside).
+    assert found.photo.size == upright.size
+    assert np.abs(np.asarray(found.photo, dtype=int) - np.asarray(reference.photo)).mean() < 2
+    assert inside(centre(found.box), FACE_CENTRES["astronaut.jpg"]), found.box
+    assert max(abs(a - b) for a, b in zip(found.box, reference.box)) <= 2
+    assert np.abs(found.face.astype(int) - reference.face).mean() < 8  # a mirrored or turned crop is ~70 off
+    same_box = find_face(stored, box=reference.box, size=64).face
+    assert np.abs(same_box.astype(int) - reference.face).mean() < 2
+    assert np.array_equal(crop_face(stored, size=64), found.face) and detect_face(stored) == found.box
+    # What find_face hands back is upright and carries no turn: reading it again (edit_photo does) changes nothing.
+    assert np.array_equal(np.asarray(load_photo(found.photo)), np.asarray(found.photo))

@@ -415,3 +415,123 @@ def test_bad_max_side_is_a_clear_value_error(max_side):
 def test_long_thin_photo_message_gives_the_real_size():
     with pytest.raises(ValueError, match=r"is 8x5000 pixels, too long and thin.* 3x2048"):
         load_photo(encoded(Image.new("RGB", (8, 5000)), "PNG"))
+
+
+# ---------------------------------------------------------------- hostile files
+
+EPS = b"""%!PS-Adobe-3.0 EPSF-3.0
+%%BoundingBox: 0 0 64 64
+%%EndComments
+newpath 0 0 moveto 64 0 lineto 64 64 lineto closepath fill
+showpage
+%%EOF
+"""
+
+
+@pytest.fixture
+def ghostscript_calls(monkeypatch):
+    """Pretend Ghostscript is installed and failing; record every command Pillow would run."""
+    import subprocess
+
+    from PIL import EpsImagePlugin
+
+    calls = []
+
+    def failing_ghostscript(command, *args, **kwargs):
+        calls.append(command)
+        raise subprocess.CalledProcessError(1, command)
+
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", "gs")
+    monkeypatch.setattr(subprocess, "check_call", failing_ghostscript)
+    return calls
+
+
+def test_an_eps_upload_named_jpg_is_refused_without_running_anything(ghostscript_calls, tmp_path):
+    (tmp_path / "me.jpg").write_bytes(EPS)
+    for source in (EPS, tmp_path / "me.jpg"):
+        with pytest.raises(ValueError, match="not an image format the course reads"):
+            load_photo(source)
+    assert ghostscript_calls == []
+
+
+def test_an_eps_photo_in_the_dataset_is_counted_and_the_build_goes_on(ghostscript_calls, tmp_path):
+    good = png_file(tmp_path, Image.new("RGB", (40, 40), (90, 90, 90)), "good.png")
+    (tmp_path / "eps.jpg").write_bytes(EPS)
+    images, outcomes = crop_faces([good, tmp_path / "eps.jpg", good], [(5, 5, 35, 35)] * 3, image_size=16,
+                                  workers=1, progress=False)
+    assert outcomes == [OK, UNREADABLE, OK] and images[1].max() == 0
+    assert ghostscript_calls == []
+
+
+def test_a_memory_error_on_one_photo_is_counted_not_raised(tmp_path, monkeypatch):
+    from PIL import PngImagePlugin
+
+    from course_utils.data import crops
+
+    small = png_file(tmp_path, Image.new("RGB", (40, 40), (90, 90, 90)), "small.png")
+    marked = PngImagePlugin.PngInfo()
+    marked.add_text("name", "huge")  # how the stand-in decoder below tells this photo apart
+    huge = tmp_path / "huge.png"
+    Image.new("RGB", (40, 40), (90, 90, 90)).save(huge, pnginfo=marked)
+    real_decode = crops.decode_rgb
+
+    def out_of_memory_on_huge(image, *args, **kwargs):
+        if image.info.get("name") == "huge":
+            raise MemoryError("cannot allocate")
+        return real_decode(image, *args, **kwargs)
+
+    monkeypatch.setattr(crops, "decode_rgb", out_of_memory_on_huge)
+    images, outcomes = crop_faces([small, huge, small], [(5, 5, 35, 35)] * 3, image_size=16, workers=1,
+                                  progress=False)
+    assert outcomes == [OK, TOO_LARGE, OK] and np.allclose(images[2], 90, atol=1)
+
+
+def rgba_png(path, width, height):
+    """A transparent RGBA PNG with an opaque red square in its middle third, written row by row (~0.7 MB)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    third = width // 3
+    clear = b"\x00" + b"\x00\x00\x00\x00" * width
+    square = b"\x00" + b"\x00\x00\x00\x00" * third + b"\xc8\x1e\x28\xff" * third + b"\x00\x00\x00\x00" * (width - 2 * third)
+    compressor = zlib.compressobj(6)
+    with open(path, "wb") as out:
+        out.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)))
+        for y in range(height):
+            block = compressor.compress(square if height // 3 <= y < 2 * height // 3 else clear)
+            if block:
+                out.write(chunk(b"IDAT", block))
+        out.write(chunk(b"IDAT", compressor.flush()) + chunk(b"IEND", b""))
+    return path
+
+
+CROP_MEMORY_PROBE = """
+import resource, sys
+from course_utils.data.crops import load_face_crop
+side = int(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+crop, outcome = load_face_crop(sys.argv[1], (side / 3, side / 3, 2 * side / 3, 2 * side / 3), image_size=64)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before, after, outcome, *crop[32, 32])
+"""
+
+
+def test_a_huge_rgba_png_becomes_a_training_crop_in_bounded_memory(tmp_path):
+    import subprocess
+    import sys
+
+    side = 13000  # 169 MP, under the pixel limit: 676 MB once decoded
+    path = rgba_png(tmp_path / "cutout.png", side, side)
+    assert path.stat().st_size < 1_000_000
+    result = subprocess.run([sys.executable, "-c", CROP_MEMORY_PROBE, str(path), str(side)], capture_output=True,
+                            text=True, timeout=300, cwd=str(Path(__file__).resolve().parents[1]))
+    assert result.returncode == 0, result.stderr
+    before_kb, after_kb, outcome, *centre_pixel = result.stdout.split()
+    print(f"load_face_crop grew ru_maxrss by {(int(after_kb) - int(before_kb)) // 1024} MB")
+    assert outcome == OK and [int(v) for v in centre_pixel] == [200, 30, 40]
+    decoded_kb = side * side * 4 // 1024
+    # The decode itself is needed; converted, premultiplied or composited full-size copies are not.
+    assert int(after_kb) - int(before_kb) < 1.5 * decoded_kb

@@ -275,3 +275,20 @@ def test_train_encoder_trains_a_learners_own_encoder(tiny_generator, tmp_path):
     result = train_encoder(tiny_generator, config, tmp_path, progress=False, encoder=mine)
     assert result.encoder is mine
     assert load_encoder(tmp_path / "encoder.pt").width == 4
+
+
+@pytest.mark.parametrize("command", ["train-gan", "train-encoder"])
+def test_command_line_refuses_a_dataset_name_before_creating_anything(tmp_path, monkeypatch, capsys, command):
+    home = tmp_path / "deep" / "home"
+    monkeypatch.setenv("FACE_AGING_HOME", str(home))
+    with pytest.raises(SystemExit) as raised:
+        main([command, "--dataset", "../../x", "--synthetic-data", "16", "--device", "cpu", "--no-progress"]
+             if command == "train-gan" else [command, "--dataset", "../../x", "--device", "cpu", "--no-progress"])
+    assert raised.value.code == 2
+    assert "--dataset" in capsys.readouterr().err
+    assert list(tmp_path.rglob("*")) == []  # not home/runs/../../x, nor anything else
+    from course_utils import paths
+
+    for folder in (paths.run_dir, paths.cache_dir):  # the name becomes a folder: only known names do
+        with pytest.raises(ValueError, match="unknown dataset"):
+            folder("../../x")

@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import phone_jpeg
 from PIL import Image
 from torch import nn
 
-from course_utils.photo import crop_face
-from course_utils.widgets import BOX_COLOUR, AgeSliderApp, compose_panels, years_to_position
+from course_utils.photo import crop_face, find_face
+from course_utils.widgets import (BOX_COLOUR, AgeSliderApp, compose_panels, compose_photos, draw_box,
+                                  years_to_position)
 
 Z_DIM, N_CLASSES, SIZE = 8, 2, 16
 GROUPS = [(20, 30), (40, 50)]
@@ -212,3 +214,19 @@ def test_uploading_a_photo_with_two_faces_ages_the_larger(app):
     with pytest.warns(UserWarning, match="found 2 faces"):
         expected = crop_face(canvas, size=SIZE)
     assert np.array_equal(app.last_result.original, expected)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_phone_photo_in_any_exif_orientation_is_aged_upright(app, orientation):
+    upright = Image.open(PHOTOS / "astronaut.jpg").convert("RGB")
+    reference = find_face(phone_jpeg(upright, 1), size=SIZE)
+    app.upload.value = uploaded(phone_jpeg(upright, orientation), "phone.jpg", "image/jpeg")
+    assert "Could not use" not in app.status.value and "face found at" in app.status.value
+    assert max(abs(a - b) for a, b in zip(app._photo.box, reference.box)) <= 2
+    assert np.abs(app.last_result.original.astype(int) - reference.face).mean() < 8
+    # The boxed panel is the upright photo with the box on the face; the edited one is upright too.
+    view = np.asarray(Image.open(io.BytesIO(app.photo_view.value)).convert("RGB")).astype(int)
+    boxed = np.asarray(Image.open(io.BytesIO(compose_photos([draw_box(reference.photo, reference.box)], 96))))
+    assert np.abs(view[:, :96] - boxed).mean() < 3
+    shown = np.asarray(upright.resize((96, 96), Image.Resampling.LANCZOS)).astype(int)
+    assert np.abs(view[60:, 100:] - shown[60:]).mean() < 3  # below the face the edit changes nothing

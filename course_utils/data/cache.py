@@ -6,9 +6,14 @@ metadata, assigns age groups, crops the faces in parallel and stores
 ``paths.cache_dir(dataset)/<key>/``. The key hashes the source metadata file
 (path, size, mtime) and every setting, so changing a setting builds a new
 cache and asking again reuses it. A build is written to a temporary folder and
-renamed, so an interrupted build never leaves a half cache. Nothing in the
+renamed, so an interrupted build never leaves a half cache; one process builds
+at a time (a lock file in the cache folder: a second notebook waits, then reads
+what the first built), and it removes the staging a killed build left. A
+read-only course home with a valid cache is read as it is. Nothing in the
 cache is a pickle (anyone who can write the folder could make a pickle run
 code): the table is JSON, the images a plain .npy read with allow_pickle=False.
+A metadata path that leaves the dataset folder, or names a FIFO, device or
+folder, is counted in the funnel ("not a file in the folder") and never opened.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from .. import paths
-from .crops import CONVERSIONS, DEFAULT_MARGIN, OK, REJECTIONS, crop_faces
+from ..files import exclusive, remove_leftovers, write_atomically
+from .crops import CONVERSIONS, DEFAULT_MARGIN, NOT_A_DATASET_FILE, OK, REJECTIONS, crop_faces, dataset_photo_path
 from .download import download_dataset
 from .filtering import (DEFAULT_AGE_GROUPS, assign_age_groups, filter_faces, group_label_names, identity_keys,
                         split_by_identity, validate_age_groups)
@@ -35,6 +41,8 @@ from .mini_wiki import renderer_version_of
 CACHE_FORMAT_VERSION = 2  # 2: table.json instead of table.pkl
 VAL_FRACTION, SPLIT_SEED = 0.15, 0  # FaceCache.split: ~15% of the people are held out
 FUNNEL_COLUMNS = ["stage", "rule", "removed", "converted", "remaining"]
+BUILD_LOCK = "build.lock"
+STAGING_GLOB = "." + "[0-9a-f]" * 16 + "-*"  # mkdtemp(prefix=f".{cache key}-"): a build's staging folder
 
 
 @dataclass
@@ -121,18 +129,30 @@ def load_face_cache(dataset: str | None = None, image_size: int = 64, age_groups
                 "margin": float(margin), "min_face_score": float(min_face_score),
                 "require_gender": bool(require_gender), "age_range": [0, 100], "single_face": True}
     folder = paths.cache_dir(dataset) / cache_key(mat_path, settings, renderer_version_of(root))
-    faces = None
-    if folder.exists() and not rebuild:
-        try:
-            faces = _read_cache(folder, dataset, root, settings)
-        except (OSError, ValueError, KeyError) as error:  # damaged or partly deleted: build it again
-            print(f"face cache {folder} is unreadable ({error}); rebuilding it")
+    faces = None if rebuild else _read_if_valid(folder, dataset, root, settings)
     if faces is None:
-        _build_cache(folder, root, mat_path, settings, workers, progress)
-        faces = _read_cache(folder, dataset, root, settings)
+        with exclusive(folder.parent / BUILD_LOCK, f"building the {dataset} face cache"):
+            # Another process may have built it while this one waited for the lock.
+            faces = None if rebuild else _read_if_valid(folder, dataset, root, settings)
+            if faces is None:
+                for leftover in remove_leftovers(folder.parent, [STAGING_GLOB]):
+                    print(f"removed {leftover}, left by an interrupted build")
+                _build_cache(folder, root, mat_path, settings, workers, progress)
+                faces = _read_cache(folder, dataset, root, settings)
     if remember:
         _remember_settings(dataset, settings)
     return faces
+
+
+def _read_if_valid(folder: Path, dataset: str, root: Path, settings: dict) -> FaceCache | None:
+    """The cache in ``folder``; None when there is none, or it is damaged or partly deleted (build it again)."""
+    if not folder.exists():
+        return None
+    try:
+        return _read_cache(folder, dataset, root, settings)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"face cache {folder} is unreadable ({error}); rebuilding it")
+        return None
 
 
 LATEST_SETTINGS = "latest.json"
@@ -141,9 +161,14 @@ LATEST_SETTINGS = "latest.json"
 def _remember_settings(dataset: str, settings: dict) -> None:
     """Note the age groups and image size of the cache built last, for chapters that run after."""
     path = paths.cache_dir(dataset) / LATEST_SETTINGS
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"age_groups": settings["age_groups"], "image_size": settings["image_size"]}))
-    os.replace(tmp, path)
+    note = json.dumps({"age_groups": settings["age_groups"], "image_size": settings["image_size"]})
+    try:
+        if path.is_file() and path.read_text() == note:
+            return  # nothing to write (a read-only course home stays readable)
+        write_atomically(path, note)
+    except OSError as error:
+        print(f"could not note these face settings in {path} ({error.strerror or error}); later chapters "
+              "use the note that is there, or the course defaults")
 
 
 def latest_face_settings(dataset: str | None = None) -> dict:
@@ -180,10 +205,14 @@ def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, worke
                            "removed": len(kept) - len(grouped), "converted": 0, "remaining": len(grouped)}])]
 
     boxes = grouped[["face_x1", "face_y1", "face_x2", "face_y2"]].to_numpy()
-    files = [root / p for p in grouped["full_path"]]
-    images, outcomes = crop_faces(files, boxes, settings["image_size"], settings["margin"],
-                                  workers=workers, progress=progress)
-    outcomes = pd.Series(outcomes, index=grouped.index, dtype=object)
+    # A path that leaves the dataset folder is counted, never opened.
+    files = [dataset_photo_path(root, p) for p in grouped["full_path"]]
+    inside = np.array([file is not None for file in files], dtype=bool)
+    size = settings["image_size"]
+    images = np.zeros((len(files), size, size, 3), np.uint8)
+    outcomes = pd.Series(NOT_A_DATASET_FILE, index=grouped.index, dtype=object)
+    images[inside], outcomes[inside] = crop_faces([file for file in files if file is not None], boxes[inside], size,
+                                                  settings["margin"], workers=workers, progress=progress)
     remaining = len(grouped)
     for rule in REJECTIONS + CONVERSIONS:
         count = int((outcomes == rule).sum())
@@ -201,16 +230,20 @@ def _build_cache(folder: Path, root: Path, mat_path: Path, settings: dict, worke
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    old = None
     try:
         np.save(staging / "images.npy", images, allow_pickle=False)
         (staging / "table.json").write_text(table.to_json(orient="table", index=False, double_precision=15))
         funnel.to_csv(staging / "funnel.csv", index=False)
         (staging / "settings.json").write_text(json.dumps(settings, indent=1, sort_keys=True))
-        if folder.exists():  # rebuild=True: replace the old cache
-            shutil.rmtree(folder)
+        if folder.exists():  # rebuild=True: move the old cache aside (a reader keeps its open files), then replace
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+            os.replace(folder, old)
         os.replace(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _read_cache(folder: Path, dataset: str, root: Path, settings: dict) -> FaceCache:

@@ -14,18 +14,21 @@ import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import ImageTooLarge, decode_rgb, make_upright, resize_square
+from .images import (MAX_PHOTO_BYTES, PHOTO_FORMATS, ImageTooLarge, NotARegularFile, decode_rgb, make_upright,
+                     read_photo_file, resize_square)
 
 DEFAULT_MARGIN = 0.4
 MIN_PHOTO_SIDE = 16  # smaller photos are placeholders (IMDB-WIKI has 1x1 ones)
 
 # Outcomes of loading one photo, in funnel order.
 BAD_BOX = "invalid face box"
+NOT_A_DATASET_FILE = "not a file in the folder"  # hostile metadata (outside the folder, FIFO, device): never opened
 MISSING = "missing file"
 UNREADABLE = "unreadable/truncated"
 TOO_LARGE = "too large (pixel limit)"
@@ -33,7 +36,7 @@ PLACEHOLDER = "placeholder (too small)"
 GRAYSCALE = "converted grayscale"
 CMYK = "converted CMYK"
 OK = "ok"
-REJECTIONS = (BAD_BOX, MISSING, UNREADABLE, TOO_LARGE, PLACEHOLDER)
+REJECTIONS = (BAD_BOX, NOT_A_DATASET_FILE, MISSING, UNREADABLE, TOO_LARGE, PLACEHOLDER)
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 CONVERSIONS = (GRAYSCALE, CMYK)
 
@@ -81,25 +84,61 @@ def crop_face_image(image: Image.Image, face_box, image_size: int = 64,
     return resize_square(image, crop, image_size)
 
 
+def dataset_photo_path(root, full_path: str) -> Path | None:
+    """The file ``full_path`` (a metadata entry) names inside the dataset folder ``root``, or None.
+
+    None for an empty or absolute path, one with ``..``, and one that leaves
+    ``root`` through a link: metadata may only point at the dataset's own
+    photos. Nothing is opened; whether it is a regular file is checked when it
+    is read (``images.read_photo_file``).
+    """
+    relative = PurePath(str(full_path))
+    if not str(full_path) or relative.is_absolute() or relative.anchor or ".." in relative.parts:
+        return None
+    folder = Path(root).resolve()
+    try:
+        resolved = (folder / relative).resolve()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
+        return None
+    return resolved if resolved.is_relative_to(folder) and resolved != folder else None
+
+
 def load_face_crop(source, face_box, image_size: int = 64, margin: float = DEFAULT_MARGIN,
                    draft: bool = True) -> tuple[np.ndarray | None, str]:
     """Decode one photo (path or file object) and crop its face -> (uint8 crop or None, outcome).
 
     ``outcome`` is ``OK``, a conversion (grayscale/CMYK made RGB) or a
-    rejection (invalid face box, missing, unreadable/truncated, too large,
-    placeholder). Never raises for bad files: IMDB-WIKI holds all of these.
-    Decoding goes through ``images.decode_rgb``, as uploads do.
+    rejection (invalid face box, not a regular file, missing, unreadable or
+    truncated, too large, placeholder). Never raises for bad files: IMDB-WIKI
+    holds all of these, and any decoder error or ``MemoryError`` for one photo
+    is its outcome, not the end of a build. A path is read without following
+    a link (``dataset_photo_path`` resolves them) and only if it is a regular
+    file; only ``images.PHOTO_FORMATS`` are decoded. Decoding goes through
+    ``images.decode_rgb``, as uploads do.
     """
     try:
         parse_face_box(face_box)
     except ValueError:
         return None, BAD_BOX
-    if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            data = read_photo_file(source, follow_links=False)
+        else:
+            data = source.read(MAX_PHOTO_BYTES + 1)
+            if len(data) > MAX_PHOTO_BYTES:
+                return None, TOO_LARGE
+    except (FileNotFoundError, NotADirectoryError):
         return None, MISSING
+    except (NotARegularFile, IsADirectoryError):
+        return None, NOT_A_DATASET_FILE
+    except ImageTooLarge:
+        return None, TOO_LARGE
+    except (OSError, ValueError):
+        return None, UNREADABLE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as img:
                 if min(img.size) < MIN_PHOTO_SIDE:
                     return None, PLACEHOLDER
                 try:
@@ -109,9 +148,9 @@ def load_face_crop(source, face_box, image_size: int = 64, margin: float = DEFAU
                 # Decode small enough that the crop is still at least image_size wide.
                 shrink = (crop[2] - crop[0]) / image_size if draft else 1.0
                 decoded = decode_rgb(img, shrink=shrink, upright=False)
-    except (ImageTooLarge, Image.DecompressionBombError):
+    except (ImageTooLarge, Image.DecompressionBombError, MemoryError):
         return None, TOO_LARGE
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except Exception:  # any decoder's error (they raise many types) rejects this photo only
         return None, UNREADABLE
     if decoded.grey_filled:  # scan data cut short and padded with grey by libjpeg
         return None, UNREADABLE

@@ -4,11 +4,17 @@
 modes, bit depth, transparency, EXIF orientation and size limits the same way
 for every caller:
 
+* Photo files are read by ``read_photo_file``: regular files only (a FIFO or
+  a device would block or never end), at most ``MAX_PHOTO_BYTES``, and opened
+  by Pillow only as one of ``PHOTO_FORMATS`` (never EPS, PS or PDF, whose
+  decoders start Ghostscript in a subprocess).
 * Images above ``pixel_limit()`` pixels are refused with ``ImageTooLarge`` (a
   ``ValueError``) before any pixel is decoded, whatever their bit depth.
 * The image is shrunk *before* it is converted: JPEG draft mode decodes at
   1/2..1/8 scale, 16/32-bit and float images are block-averaged strip by strip
-  in numpy, so memory follows the output size, not a float64 copy of the input.
+  in numpy, and 8-bit images above ``BIG_IMAGE_PIXELS`` are converted and
+  reduced strip by strip, so memory follows the output size, not a converted
+  full-size copy of the input (a 13000² RGBA PNG costs its decode, 0.7 GB).
 * 16-bit and float greyscale is scaled into 0..255, not clipped.
 * Transparent pixels are composited on white (``BACKGROUND``).
 * A JPEG whose bottom rows are libjpeg's exact grey fill (scan data cut, end
@@ -17,6 +23,8 @@ for every caller:
 from __future__ import annotations
 
 import math
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 
@@ -27,7 +35,11 @@ BACKGROUND = (255, 255, 255)
 RESAMPLE = Image.Resampling.BILINEAR  # crops and uploads share it (square_crop_box + resize_square)
 REDUCING_GAP = 2.0
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-_HIGH_DEPTH_ROWS = 1 << 22  # values per strip when reducing 16/32-bit images (~32 MB as float64)
+_STRIP_VALUES = 1 << 22  # pixels per strip when reducing big images (~32 MB as float64)
+BIG_IMAGE_PIXELS = 1 << 24  # above 16 MP, 8-bit images are converted and reduced strip by strip
+# The formats the course reads. Unlisted, Pillow would try all its plugins: EPS runs Ghostscript.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG's opener also reads phones' MPO files
+MAX_PHOTO_BYTES = 64 << 20  # one photo file read into memory (a 50 MP phone JPEG is ~25 MB)
 # EXIF orientation -> the transpose that makes the photo upright (same table as ImageOps.exif_transpose).
 _EXIF_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -41,7 +53,42 @@ _EXIF_TRANSPOSE = {
 
 
 class ImageTooLarge(ValueError):
-    """The image has more pixels than the course decodes."""
+    """The image has more pixels (or its file more bytes) than the course decodes."""
+
+
+class NotARegularFile(ValueError):
+    """The path is a FIFO, device, folder or (when links are not followed) a link: nothing to read a photo from."""
+
+
+def read_photo_file(path, follow_links: bool = True) -> bytes:
+    """The bytes of the photo file at ``path``, read without ever blocking.
+
+    Only a regular file is opened: anything else raises ``NotARegularFile``
+    before it is opened (a FIFO would wait for a writer forever, ``/dev/zero``
+    never ends). A file above ``MAX_PHOTO_BYTES`` raises ``ImageTooLarge``.
+    ``follow_links=False`` also refuses a link. A missing file raises
+    ``FileNotFoundError``.
+    """
+    _require_regular_file(os.stat(path, follow_symlinks=follow_links), path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    with os.fdopen(os.open(path, flags), "rb") as handle:
+        _require_regular_file(os.fstat(handle.fileno()), path)  # swapped for something else since the stat
+        data = handle.read(MAX_PHOTO_BYTES + 1)
+    if len(data) > MAX_PHOTO_BYTES:
+        raise ImageTooLarge(f"'{path}' is larger than the {MAX_PHOTO_BYTES >> 20} MB a photo may be")
+    return data
+
+
+def _require_regular_file(info: os.stat_result, path) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(21, "is a directory, not an image file", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise NotARegularFile(f"'{path}' is not a regular file (a FIFO, device or link); no photo is read from it")
+    if info.st_size > MAX_PHOTO_BYTES:
+        raise ImageTooLarge(f"'{path}' is {info.st_size:,} bytes, more than the {MAX_PHOTO_BYTES >> 20} MB "
+                            "a photo may be")
 
 
 def pixel_limit() -> int:
@@ -86,7 +133,7 @@ def decode_rgb(image: Image.Image, shrink: float = 1.0, max_side: int | None = N
     with warnings.catch_warnings():
         # The pixel count was checked above; Pillow's warning adds nothing.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        is_jpeg = image.format == "JPEG"
+        is_jpeg = image.format in ("JPEG", "MPO")
         if is_jpeg and shrink >= 2 and image.tile:
             wanted = (max(1, math.ceil(original_size[0] / shrink)), max(1, math.ceil(original_size[1] / shrink)))
             image.draft("RGB" if original_mode == "RGB" else None, wanted)
@@ -95,6 +142,8 @@ def decode_rgb(image: Image.Image, shrink: float = 1.0, max_side: int | None = N
         factor = int(shrink * image.width / original_size[0])  # integer reduction still allowed
         if image.mode.startswith("I") or image.mode == "F":
             image = _high_depth_to_l(image, max(factor, 1))
+        elif factor >= 2 and image.width * image.height > BIG_IMAGE_PIXELS:
+            image = _reduce_in_strips(image, factor)  # e.g. a 13000² RGBA PNG: no full-size converted copy
         else:  # 8-bit: resize(reducing_gap=...) below reduces in the native mode already
             image = _to_working_mode(image)
         if max_side is not None and max(image.size) > max_side:
@@ -103,8 +152,10 @@ def decode_rgb(image: Image.Image, shrink: float = 1.0, max_side: int | None = N
         scale = image.width / original_size[0]
         image = _flatten_alpha(image)
         # Rotating after shrinking avoids copying a full-size camera image.
-        if upright:
+        if upright and orientation in _EXIF_TRANSPOSE:
             image = make_upright(image, orientation)
+            # transpose() copies info, EXIF included: without this, the next reader rotates it again.
+            image.info = {}
     return Decoded(image, scale, original_size, original_mode, grey_filled, orientation)
 
 
@@ -138,7 +189,7 @@ def _grey_filled(image: Image.Image) -> bool:
 
 def _to_working_mode(image: Image.Image) -> Image.Image:
     """Any 8-bit mode -> L, RGB or RGBA (alpha kept for compositing after resizing)."""
-    if image.mode in ("L", "RGB") and "transparency" not in image.info:
+    if image.mode in ("L", "RGB", "RGBA") and "transparency" not in image.info:
         return image
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         return image.convert("RGBA")
@@ -162,7 +213,7 @@ def _high_depth_to_l(image: Image.Image, factor: int) -> Image.Image:
     width, height = image.size
     factor = max(1, min(factor, width, height))
     out_w, out_h = width // factor, height // factor
-    rows_per_strip = max(1, _HIGH_DEPTH_ROWS // max(width * factor, 1)) * factor
+    rows_per_strip = max(1, _STRIP_VALUES // max(width * factor, 1)) * factor
     reduced = np.empty((out_h, out_w), np.float64)
     for top in range(0, out_h * factor, rows_per_strip):
         bottom = min(top + rows_per_strip, out_h * factor)
@@ -182,6 +233,24 @@ def _high_depth_to_l(image: Image.Image, factor: int) -> Image.Image:
     else:
         scaled = (reduced - low) / max(high - low, 1e-12) * 255.0
     return Image.fromarray(np.clip(np.round(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
+def _reduce_in_strips(image: Image.Image, factor: int) -> Image.Image:
+    """An 8-bit image in its working mode (``_to_working_mode``) reduced ``factor`` times, strip by strip.
+
+    The same pixels as ``_to_working_mode(image).reduce(factor)``; only a strip
+    at a time is converted (and premultiplied, for alpha).
+    """
+    width, height = image.size
+    rows_per_strip = max(1, _STRIP_VALUES // max(width * factor, 1)) * factor
+    strips = [_to_working_mode(image.crop((0, top, width, min(top + rows_per_strip, height)))).reduce(factor)
+              for top in range(0, height, rows_per_strip)]
+    reduced = Image.new(strips[0].mode, (strips[0].width, sum(strip.height for strip in strips)))
+    top = 0
+    for strip in strips:
+        reduced.paste(strip, (0, top))
+        top += strip.height
+    return reduced
 
 
 def _flatten_alpha(image: Image.Image) -> Image.Image:

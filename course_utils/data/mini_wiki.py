@@ -21,6 +21,7 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from functools import lru_cache
@@ -256,11 +257,13 @@ def build_mini_wiki(out_dir, n_entries: int = 6000, seed: int = 0, workers: int 
     chunks = [jobs[i:i + 50] for i in range(0, len(jobs), 50)]
     workers = default_workers() if workers is None else workers
     archive_path = out_dir / ARCHIVE_NAME
-    tmp_path = out_dir / f".{ARCHIVE_NAME}.{os.getpid()}.tmp"
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{ARCHIVE_NAME}.", suffix=".tmp", dir=out_dir)  # never a link
+    tmp_path = Path(tmp_name)
     bar = tqdm(total=n_entries, desc="Rendering mini-wiki", unit="photo", disable=not progress)
     boxes = []
     try:
-        with tarfile.open(tmp_path, "w", format=tarfile.PAX_FORMAT) as archive, \
+        with os.fdopen(handle, "wb") as out, \
+                tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive, \
                 ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
             # map() yields in submission order, so the archive is identical whatever the scheduling.
             for results in pool.map(_render_chunk, chunks):
@@ -324,7 +327,7 @@ def stale_reason(path) -> str | None:
         if path.is_dir():
             version = renderer_version_of(path)
         else:
-            with tarfile.open(path) as tar:
+            with tarfile.open(path, mode="r:") as tar:  # plain tar only, as download.safe_extract reads it
                 handle = tar.extractfile(f"wiki_crop/{SIDECAR_NAME}")
                 version = sidecar_renderer_version(json.load(handle))
     except (OSError, KeyError, ValueError, tarfile.TarError, EOFError):
