@@ -21,7 +21,8 @@ from .ground_truth import (REPORTED_FACES, GroundTruthSet, aging_targets, ground
                            group_means, reported_faces, tuning_faces)
 from .metrics import high_frequency_energy, mean_pairwise_distance, psnr, rms, speckle_ratio, ssim
 from .models import Discriminator, Encoder, Generator, JoinNoiseAndCondition, shape_trace
-from .photo import NoFaceFound, example_photo, find_face, load_photo
+from .example_photos import example_photo
+from .photo import NoFaceFound, find_face, load_photo
 from .photo_aging import age_photo, edit_photo
 from .presets import PRESETS, is_smoke_run
 from .rebuild import (CLASSIFIER_SEED, axis_faces, ensure_classifier, ensure_encoder, ensure_faces,

@@ -20,7 +20,7 @@ Decisions worth knowing:
 * 16-bit and float greyscale images are scaled into 0..255 rather than
   clipped, after shrinking (see ``course_utils.data.images``, the reader the
   face cache uses too).
-* Without a ``box``, ``crop_face`` *finds* the face with OpenCV's Haar
+* Without a ``box``, ``find_face`` *finds* the face with OpenCV's Haar
   cascades (frontal faces first, then faces in profile either way round),
   OpenCV's detector files shipped in this package (``cascades/``): nothing
   is downloaded. Several faces: the largest is used and a ``UserWarning`` says
@@ -29,7 +29,6 @@ Decisions worth knowing:
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import warnings
@@ -39,18 +38,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from course_utils import paths
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
 from course_utils.data.images import (MAX_PHOTO_BYTES, PHOTO_FORMATS, ImageTooLarge, NotARegularFile, check_pixels,
                                       decode_rgb, read_photo_file, resize_square)
 
-# The public-domain / CC0 photographs in the repository's assets/photos (see its LICENSE.md) -> SHA-256.
-EXAMPLE_PHOTOS = {
-    "astronaut.jpg": "5d23a5c528c48071426b9c0998291aaa59105f9e53ab9379f960e045f1ac52ac",
-    "camera.jpg": "f94d3bfa13bb2e1eba41fb8d60b61e29d4443bb6fcc2275e37bb389286bf63cc",
-    "chelsea.jpg": "4d0169c5aee1e7aa69698d7465766522f455c85a521f484bb29876453e8b3b1a",
-    "coffee.jpg": "52daa39473f2bb8817f03f5ccafa7bb874cf2b200ef74dc1cdf513fd1c06d594",
-}
 MIN_SIDE = 8
 DEFAULT_MAX_SIDE = 2048
 CENTER = "center"
@@ -82,33 +73,6 @@ class FaceCrop:
     @property
     def detected(self) -> bool:
         return self.faces_found > 0
-
-
-def example_photo(name: str, base_url: str | None = None) -> Path:
-    """The path of one of the course's example photographs (``EXAMPLE_PHOTOS``).
-
-    In a checkout of the repository it is the file in ``assets/photos``. An installed copy without
-    the repository (Colab) downloads it once into the course home from the repository on GitHub
-    (or ``base_url``), and keeps it only if its SHA-256 is the one above.
-    """
-    if name not in EXAMPLE_PHOTOS:
-        raise ValueError(f"{name!r} is not an example photo; there are {', '.join(sorted(EXAMPLE_PHOTOS))}")
-    root = paths.repo_root()
-    if root is not None and (root / "assets" / "photos" / name).is_file():
-        return root / "assets" / "photos" / name
-    destination = paths.course_home() / "assets" / "photos" / name
-    if destination.is_file() and _sha256(destination) == EXAMPLE_PHOTOS[name]:
-        return destination
-    from course_utils.colab import raw_file_url
-    from course_utils.data.download import fetch
-
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    url = f"{base_url.rstrip('/')}/{name}" if base_url else raw_file_url(f"assets/photos/{name}")
-    return fetch(url, destination, progress=False, sha256=EXAMPLE_PHOTOS[name], max_size=MAX_PHOTO_BYTES)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_photo(source, max_side: int = DEFAULT_MAX_SIDE) -> Image.Image:
@@ -178,26 +142,17 @@ def _detect_upright(photo: Image.Image, min_neighbors: int = 5) -> list[tuple[fl
     return [tuple(float(v) / scale for v in box) for box in boxes]
 
 
-def detect_face(image) -> tuple[float, float, float, float]:
-    """The largest face box in ``image`` (warns when there are several); ``NoFaceFound`` if none."""
-    return _find_face(image, None, 1, 0.0, False, stacklevel=4).box
-
-
 def find_face(image, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
               center: bool = False) -> FaceCrop:
     """Locate the face in a photo and crop it as the training faces were cropped -> ``FaceCrop``.
 
-    ``box`` (x1, y1, x2, y2) is used as given; ``box="center"`` or
-    ``center=True`` takes the centre square; otherwise the face is detected
-    (``detect_faces``): with several faces the largest is used and a
-    ``UserWarning`` says so; with none, ``NoFaceFound`` is raised. The crop is
-    ``data.crops.square_crop_box`` widened by ``margin`` and resampled by
-    ``data.images.resize_square``, exactly as the IMDB-WIKI crops were made.
+    ``image`` is anything ``load_photo`` accepts; it is decoded once, upright. ``box`` (x1, y1, x2, y2)
+    is used as given; ``box="center"`` or ``center=True`` takes the centre square; otherwise the face
+    is detected (``detect_faces``): with several faces the largest is used and a ``UserWarning`` says
+    so; with none, ``NoFaceFound`` is raised. The crop is ``data.crops.square_crop_box`` widened by
+    ``margin`` (0.4 adds 40% of the box side) and resampled by ``data.images.resize_square``, exactly
+    as the IMDB-WIKI crops were made: ``result.face`` is uint8 (size, size, 3).
     """
-    return _find_face(image, box, size, margin, center, stacklevel=4)
-
-
-def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive number of pixels, got {size!r}")
     if margin < 0:
@@ -215,7 +170,7 @@ def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
             raise NoFaceFound(
                 f"no face found in this {photo.width}x{photo.height} photo, so nothing was aged. "
                 "Pass the face yourself with box=(x1, y1, x2, y2) in pixels, or ask for the centre "
-                "square explicitly with box=\"center\" (crop_face(photo, center=True)); a well-lit, "
+                "square explicitly with box=\"center\"; a well-lit, "
                 "frontal face is found most reliably"
             )
         box = boxes[0]
@@ -224,7 +179,7 @@ def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
             warnings.warn(
                 f"found {faces_found} faces; using the largest, ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}). "
                 "Pass box=(x1, y1, x2, y2) to choose another",
-                UserWarning, stacklevel=stacklevel,
+                UserWarning, stacklevel=2,
             )
     region = square_crop_box(box, photo.width, photo.height, margin)
     side = region[2] - region[0]
@@ -232,25 +187,10 @@ def _find_face(image, box, size, margin, center, stacklevel: int) -> FaceCrop:
         warnings.warn(
             f"the face region is {side:.0f} px wide, smaller than {size} px; upscaling it",
             UserWarning,
-            stacklevel=stacklevel,
+            stacklevel=2,
         )
     face = resize_square(photo, region, size)
     return FaceCrop(face, photo, None if box is None else tuple(float(v) for v in box), tuple(region), faces_found)
-
-
-def crop_face(image, box=None, size: int = 64, margin: float = DEFAULT_MARGIN,
-              center: bool = False) -> np.ndarray:
-    """Square face crop resized to ``size`` -> uint8 (size, size, 3).
-
-    ``image`` is anything ``load_photo`` accepts. ``box`` (x1, y1, x2, y2) is
-    widened by ``margin`` (0.4 adds 40% of the box side) and kept inside the
-    image. Without a box the face is detected (the largest if several, with
-    a warning; ``NoFaceFound`` if none); ``box="center"`` or ``center=True``
-    takes the centre square instead. The square and the resampling are those
-    of the training crops (``data.crops.square_crop_box``). See ``find_face``
-    for the box and region used.
-    """
-    return _find_face(image, box, size, margin, center, stacklevel=4).face
 
 
 def _detect(grey: np.ndarray, cascade_name: str, min_neighbors: int) -> list[tuple]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from course_utils.age_change import EditSettings, guided_filter
 from course_utils.aging import AgingResult, LatentCache, age_face, encode, refine_latent
 from course_utils.photo_aging import age_photo, edit_photo
-from course_utils.photo import NoFaceFound, crop_face, find_face, load_photo
+from course_utils.photo import NoFaceFound, find_face, load_photo
 from course_utils.tensors import one_hot
 
 Z_DIM, N_CLASSES, SIZE = 8, 2, 8
@@ -311,7 +311,7 @@ def test_real_photo_detect_crop_age_and_edit_the_full_photo(models, name):
     aged = age_photo(PHOTOS / name, 1, generator, encoder, source=0, refine_steps=3)
     found = aged.face
     assert found.detected and aged.result.original.shape == (SIZE, SIZE, 3)
-    assert np.array_equal(aged.result.original, crop_face(PHOTOS / name, size=SIZE))
+    assert np.array_equal(aged.result.original, find_face(PHOTOS / name, size=SIZE).face)
     photo = np.asarray(load_photo(PHOTOS / name))
     assert aged.edited_photo.shape == photo.shape
     x1, y1, x2, y2 = found.region

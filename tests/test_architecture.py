@@ -74,7 +74,8 @@ NOTEBOOKS = PACKAGE.parent / "notebooks"
 
 def course_imports(source: str) -> set[str]:
     """The course_utils modules a cell's code imports (IPython magics and shell lines skipped)."""
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    lines = [line[: len(line) - len(line.lstrip())] + "pass" if line.lstrip().startswith(("%", "!")) else line
+             for line in source.splitlines()]
     found = set()
     for node in ast.walk(ast.parse("\n".join(lines))):
         if isinstance(node, ast.Import):

@@ -150,7 +150,7 @@ def test_readme_chapter_table_links_each_chapter_to_colab_at_the_ref():
 
 
 def test_an_installed_copy_gets_its_urls_without_nbformat():
-    """photo.example_photo imports raw_file_url on Colab; the package does not depend on nbformat."""
+    """example_photos.example_photo imports raw_file_url on Colab; the package does not depend on nbformat."""
     import subprocess
     import sys
 

@@ -1,4 +1,4 @@
-"""photo.example_photo: chapter 5's photographs on a checkout, and on an installed copy (Colab) without one."""
+"""example_photos.example_photo: chapter 5's photographs on a checkout, and on an installed copy (Colab) without one."""
 import functools
 import hashlib
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from conftest import served_on_localhost
-from course_utils import colab, paths, photo
+from course_utils import colab, example_photos, paths
+from course_utils.photo import find_face, load_photo
 
 PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
 
@@ -31,21 +32,21 @@ def no_checkout(tmp_path, monkeypatch):
 
 def test_every_example_photo_is_listed_with_its_checksum():
     on_disk = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in PHOTOS.glob("*.jpg")}
-    assert photo.EXAMPLE_PHOTOS == on_disk
+    assert example_photos.EXAMPLE_PHOTOS == on_disk
 
 
 def test_a_checkout_uses_its_own_file():
-    assert photo.example_photo("astronaut.jpg") == PHOTOS / "astronaut.jpg"
+    assert example_photos.example_photo("astronaut.jpg") == PHOTOS / "astronaut.jpg"
 
 
 def test_an_installed_copy_downloads_it_once(no_checkout):
     with served_on_localhost(serve(PHOTOS)) as httpd:
-        first = photo.example_photo("astronaut.jpg", base_url=httpd.url)
+        first = example_photos.example_photo("astronaut.jpg", base_url=httpd.url)
     assert first.is_relative_to(no_checkout)
     assert first.read_bytes() == (PHOTOS / "astronaut.jpg").read_bytes()
-    assert photo.find_face(photo.load_photo(first)).detected
+    assert find_face(load_photo(first)).detected
     # The server is gone: the kept copy is used without asking again.
-    assert photo.example_photo("astronaut.jpg", base_url="http://127.0.0.1:9/") == first
+    assert example_photos.example_photo("astronaut.jpg", base_url="http://127.0.0.1:9/") == first
 
 
 def test_a_tampered_download_is_refused_and_not_kept(no_checkout, tmp_path):
@@ -53,19 +54,17 @@ def test_a_tampered_download_is_refused_and_not_kept(no_checkout, tmp_path):
     fake.mkdir()
     (fake / "astronaut.jpg").write_bytes((PHOTOS / "chelsea.jpg").read_bytes())  # a cat, not the astronaut
     with served_on_localhost(serve(fake)) as httpd, pytest.raises(RuntimeError, match="SHA-256"):
-        photo.example_photo("astronaut.jpg", base_url=httpd.url)
+        example_photos.example_photo("astronaut.jpg", base_url=httpd.url)
     assert not list(no_checkout.rglob("astronaut.jpg*"))
 
 
 def test_an_unknown_name_is_a_clear_error():
     with pytest.raises(ValueError, match="not an example photo"):
-        photo.example_photo("../../etc/passwd")
+        example_photos.example_photo("../../etc/passwd")
 
 
 def test_without_a_base_url_it_asks_github_for_the_file_at_the_release_tag(no_checkout, monkeypatch):
-    from course_utils.data import download
-
     asked = []
-    monkeypatch.setattr(download, "fetch", lambda url, destination, **kwargs: asked.append(url) or destination)
-    photo.example_photo("camera.jpg")
+    monkeypatch.setattr(example_photos, "fetch", lambda url, destination, **kwargs: asked.append(url) or destination)
+    example_photos.example_photo("camera.jpg")
     assert asked == [f"https://raw.githubusercontent.com/{colab.REPO_SLUG}/{colab.REF}/assets/photos/camera.jpg"]

@@ -14,7 +14,7 @@ from PIL import Image
 from course_utils.photo_aging import edit_photo
 from course_utils.data.crops import DEFAULT_MARGIN, square_crop_box
 from course_utils.data.images import resize_square
-from course_utils.photo import NoFaceFound, crop_face, detect_face, detect_faces, find_face, load_photo
+from course_utils.photo import NoFaceFound, detect_faces, find_face, load_photo
 
 PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
 FACE_CENTRES = {
@@ -49,13 +49,13 @@ def test_the_crop_is_the_training_crop_around_the_detected_box():
     region = square_crop_box(found.box, photo.width, photo.height, DEFAULT_MARGIN)
     assert found.region == region and found.faces_found == 1 and found.detected
     assert np.array_equal(found.face, resize_square(photo, region, 64))
-    assert np.array_equal(found.face, crop_face(PHOTOS / "astronaut.jpg", size=64))
+    assert np.array_equal(found.face, find_face(PHOTOS / "astronaut.jpg", size=64).face)
     # Not the centre square any more: the face is in the upper part of the picture.
-    assert not np.array_equal(found.face, crop_face(PHOTOS / "astronaut.jpg", size=64, center=True))
+    assert not np.array_equal(found.face, find_face(PHOTOS / "astronaut.jpg", size=64, center=True).face)
 
 
 def test_greyscale_photo_gives_a_grey_rgb_crop():
-    face = crop_face(PHOTOS / "camera.jpg", size=32)
+    face = find_face(PHOTOS / "camera.jpg", size=32).face
     assert face.shape == (32, 32, 3)
     assert np.abs(face[..., 0].astype(int) - face[..., 2]).max() <= 2
 
@@ -64,12 +64,12 @@ def test_greyscale_photo_gives_a_grey_rgb_crop():
 def test_photo_without_a_face_is_a_clear_error(name):
     assert detect_faces(PHOTOS / name) == []
     with pytest.raises(NoFaceFound, match=r"no face found.*box=.*center") as error:
-        crop_face(PHOTOS / name)
+        find_face(PHOTOS / name).face
     assert isinstance(error.value, ValueError)
     with pytest.raises(NoFaceFound):
-        detect_face(PHOTOS / name)
+        find_face(PHOTOS / name).box
     # Asked for explicitly, the centre square is still available.
-    assert crop_face(PHOTOS / name, box="center", size=16).shape == (16, 16, 3)
+    assert find_face(PHOTOS / name, box="center", size=16).face.shape == (16, 16, 3)
 
 
 def test_an_explicit_box_wins_over_detection():
@@ -79,7 +79,7 @@ def test_an_explicit_box_wins_over_detection():
     photo = load_photo(PHOTOS / "astronaut.jpg")
     assert np.array_equal(found.face, resize_square(photo, square_crop_box(box, 512, 512), 16))
     # The same box on a photo without a face: no detection runs, so no error.
-    assert crop_face(PHOTOS / "chelsea.jpg", box=box, size=16).shape == (16, 16, 3)
+    assert find_face(PHOTOS / "chelsea.jpg", box=box, size=16).face.shape == (16, 16, 3)
 
 
 def two_faces():
@@ -150,6 +150,6 @@ def test_every_exif_orientation_finds_the_face_of_the_upright_photo(orientation,
     assert np.abs(found.face.astype(int) - reference.face).mean() < 8  # a mirrored or turned crop is ~70 off
     same_box = find_face(stored, box=reference.box, size=64).face
     assert np.abs(same_box.astype(int) - reference.face).mean() < 2
-    assert np.array_equal(crop_face(stored, size=64), found.face) and detect_face(stored) == found.box
+    assert np.array_equal(find_face(stored, size=64).face, found.face) and find_face(stored).box == found.box
     # What find_face hands back is upright and carries no turn: reading it again (edit_photo does) changes nothing.
     assert np.array_equal(np.asarray(load_photo(found.photo)), np.asarray(found.photo))

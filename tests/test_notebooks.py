@@ -64,6 +64,6 @@ def test_pytest_configuration_runs_notebooks_the_make_way():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_code_reads_no_repository_file_by_a_relative_path(path):
     """On Colab only the package is installed: a cell that opens '../assets/...' fails there.
-    Repository files go through the package (e.g. ``photo.example_photo``)."""
+    Repository files go through the package (e.g. ``example_photos.example_photo``)."""
     sources = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     assert not [s for s in sources if re.search(r"""["']\.\./""", s)]

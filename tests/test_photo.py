@@ -1,4 +1,4 @@
-"""load_photo / crop_face: every mode, format, size and bad input."""
+"""load_photo / find_face: every mode, format, size and bad input."""
 import io
 import warnings
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from course_utils.data.crops import BAD_BOX, GRAYSCALE, OK, TOO_LARGE, UNREADABLE, crop_faces, load_face_crop
-from course_utils.photo import DEFAULT_MAX_SIDE, MIN_SIDE, crop_face, load_photo
+from course_utils.photo import DEFAULT_MAX_SIDE, MIN_SIDE, find_face, load_photo
 
 
 def encoded(image: Image.Image, fmt: str, **options) -> bytes:
@@ -182,7 +182,7 @@ def test_tiny_images_are_refused(size):
 
 def test_small_image_is_upscaled_with_a_warning():
     with pytest.warns(UserWarning, match="upscaling"):
-        face = crop_face(Image.new("RGB", (MIN_SIDE, MIN_SIDE), (30, 40, 50)), size=64, center=True)
+        face = find_face(Image.new("RGB", (MIN_SIDE, MIN_SIDE), (30, 40, 50)), size=64, center=True).face
     assert face.shape == (64, 64, 3) and face.dtype == np.uint8
     assert np.allclose(face, [30, 40, 50], atol=1)
 
@@ -230,7 +230,7 @@ def test_text_file_on_disk_and_text_mode_handle(tmp_path):
         load_photo(handle)
 
 
-# ---------------------------------------------------------------- crop_face
+# ---------------------------------------------------------------- find_face
 
 def scene() -> Image.Image:
     """200x100 grey photo with a red 40x40 'face' at (120, 20)-(160, 60)."""
@@ -239,30 +239,30 @@ def scene() -> Image.Image:
     return image
 
 
-def test_crop_face_with_box_and_no_margin_is_the_face():
-    face = crop_face(scene(), box=(120, 20, 160, 60), size=32, margin=0.0)
+def test_find_face_with_box_and_no_margin_is_the_face():
+    face = find_face(scene(), box=(120, 20, 160, 60), size=32, margin=0.0).face
     assert face.shape == (32, 32, 3) and face.dtype == np.uint8
     assert np.allclose(face[2:-2, 2:-2], [255, 0, 0], atol=2)
 
 
-def test_crop_face_margin_adds_context_around_the_face():
-    face = crop_face(scene(), box=(120, 20, 160, 60), size=56, margin=0.4)
+def test_find_face_margin_adds_context_around_the_face():
+    face = find_face(scene(), box=(120, 20, 160, 60), size=56, margin=0.4).face
     assert np.allclose(face[28, 28], [255, 0, 0], atol=2)
     assert np.allclose(face[1, 1], [128, 128, 128], atol=2)  # 8 px of context on each side
 
 
-def test_crop_face_box_at_the_edge_stays_inside_the_image():
-    face = crop_face(scene(), box=(180, 0, 200, 20), size=30, margin=1.0)
+def test_find_face_box_at_the_edge_stays_inside_the_image():
+    face = find_face(scene(), box=(180, 0, 200, 20), size=30, margin=1.0).face
     # 40 px square shifted left/down to fit: its top right corner is the image corner.
     assert np.allclose(face[0, -1], [128, 128, 128], atol=2)
     assert face.shape == (30, 30, 3)
 
 
-def test_crop_face_centre_square_only_when_asked_for():
+def test_find_face_centre_square_only_when_asked_for():
     image = Image.new("RGB", (300, 100), (0, 0, 255))
     image.paste((0, 255, 0), (100, 0, 200, 100))
-    face = crop_face(image, size=16, center=True)
-    assert np.array_equal(face, crop_face(image, box="center", size=16))
+    face = find_face(image, size=16, center=True).face
+    assert np.array_equal(face, find_face(image, box="center", size=16).face)
     # LANCZOS reads a pixel beyond the crop, so only the outermost columns see blue.
     assert np.allclose(face[:, 1:-1], [0, 255, 0], atol=2)
     assert face[:, 0, 2].max() < 64
@@ -272,13 +272,13 @@ def test_crop_face_centre_square_only_when_asked_for():
     "box, message",
     [((10, 10, 5, 20), "x1 < x2"), ((500, 10, 600, 20), "outside"), ((1, 2, 3), "four numbers"), ("abcd", "four numbers")],
 )
-def test_crop_face_bad_boxes(box, message):
+def test_find_face_bad_boxes(box, message):
     with pytest.raises(ValueError, match=message):
-        crop_face(scene(), box=box)
+        find_face(scene(), box=box).face
 
 
-def test_crop_face_of_encoded_bytes_is_the_boxed_face():
-    crop = crop_face(encoded(scene(), "PNG"), box=(120, 20, 160, 60), size=64, margin=0.6)
+def test_find_face_of_encoded_bytes_is_the_boxed_face():
+    crop = find_face(encoded(scene(), "PNG"), box=(120, 20, 160, 60), size=64, margin=0.6).face
     assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
     assert np.abs(crop[32, 32].astype(int) - [255, 0, 0]).max() <= 3
 
@@ -350,7 +350,7 @@ def test_sixteen_bit_png_crop_is_not_near_white(tmp_path):
     crop, outcome = load_face_crop(path, (40, 40, 80, 80), image_size=32, margin=0.0)
     assert outcome == GRAYSCALE
     assert np.allclose(crop[4:-4, 4:-4], round(10000 / 257), atol=2)
-    assert np.array_equal(crop, crop_face(path, box=(40, 40, 80, 80), size=32, margin=0.0))
+    assert np.array_equal(crop, find_face(path, box=(40, 40, 80, 80), size=32, margin=0.0).face)
 
 
 def test_transparency_is_white_in_crops_and_uploads_alike(tmp_path):
@@ -360,7 +360,7 @@ def test_transparency_is_white_in_crops_and_uploads_alike(tmp_path):
     path = png_file(tmp_path, Image.fromarray(rgba, "RGBA"), "cutout.png")
     for box, margin in [((30, 30, 70, 70), 0.8), ((0, 0, 100, 100), 0.0)]:
         training, outcome = load_face_crop(path, box, image_size=48, margin=margin)
-        upload = crop_face(path, box=box, size=48, margin=margin)
+        upload = find_face(path, box=box, size=48, margin=margin).face
         assert outcome == OK
         assert np.array_equal(training, upload)
     assert np.allclose(training[30, 2], 255, atol=1)  # transparent -> white, not black

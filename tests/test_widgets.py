@@ -10,7 +10,7 @@ from conftest import phone_jpeg
 from PIL import Image
 from torch import nn
 
-from course_utils.photo import crop_face, find_face
+from course_utils.photo import find_face
 from course_utils.widgets import (BOX_COLOUR, AgeSliderApp, compose_panels, compose_photos, draw_box,
                                   years_to_position)
 
@@ -126,7 +126,7 @@ def test_uploading_a_photo_ages_the_detected_face_and_shows_its_box(app):
     calls = app.encoder.calls
     assert app.photo_view.layout.display == "none"  # dataset faces: no photo panel
     app.upload.value = photo_upload("astronaut.jpg")
-    expected = crop_face(PHOTOS / "astronaut.jpg", size=SIZE)
+    expected = find_face(PHOTOS / "astronaut.jpg", size=SIZE).face
     assert np.array_equal(app.last_result.original, expected)
     assert app.encoder.calls == calls + 1
     assert "'astronaut.jpg'" in app.status.value and "assumed" in app.status.value
@@ -212,7 +212,7 @@ def test_uploading_a_photo_with_two_faces_ages_the_larger(app):
     app.upload.value = png_upload(canvas, "two.png")
     assert "2 faces found, aging the largest" in app.status.value
     with pytest.warns(UserWarning, match="found 2 faces"):
-        expected = crop_face(canvas, size=SIZE)
+        expected = find_face(canvas, size=SIZE).face
     assert np.array_equal(app.last_result.original, expected)
 
 

@@ -9,7 +9,7 @@ import ipywidgets
 import numpy as np
 import pytest
 
-from course_utils.photo import crop_face
+from course_utils.photo import find_face
 from course_utils.widgets import AgeSliderApp
 
 try:  # tests/ may or may not be a package, depending on the pytest import mode
@@ -41,7 +41,7 @@ def upload_as_ipywidgets_7_does(app, name: str) -> None:
 def test_an_ipywidgets_7_upload_ages_the_photos_face(app):
     calls = app.encoder.calls
     upload_as_ipywidgets_7_does(app, "astronaut.jpg")
-    assert np.array_equal(app.last_result.original, crop_face(PHOTOS / "astronaut.jpg", size=SIZE))
+    assert np.array_equal(app.last_result.original, find_face(PHOTOS / "astronaut.jpg", size=SIZE).face)
     assert app.encoder.calls == calls + 1
     assert "'astronaut.jpg'" in app.status.value and "face found at" in app.status.value
     assert app.photo_view.layout.display is None
