@@ -3,8 +3,9 @@
     python -m course_utils train-gan --steps 5000 --batch-size 128
 
 Every setting of GanConfig / EncoderConfig is an option (``--batch-size``,
-``--no-amp``, ``--betas 0.5 0.999``, ...), with the dataclass's default; the
-number of age groups and the image size come from the data.
+``--no-amp``, ``--betas 0.5 0.999``, ...); ``--help`` shows what each means and
+the default the presets table gives this dataset and device. The number of age
+groups and the image size come from the data.
     python -m course_utils train-encoder --steps 3000
     torchrun --nproc-per-node=4 -m course_utils train-gan --steps 20000
 
@@ -37,17 +38,16 @@ def synthetic_faces(count: int, image_size: int, n_classes: int, seed: int) -> t
 FROM_DATA = {"train-gan": ("n_classes",), "train-encoder": ("z_dim", "n_classes", "image_size", "condition")}
 
 
-def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...]) -> None:
-    """One ``--field-name`` option per config field; the help shows the dataclass default."""
+def _add_config_options(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...], defaults: dict) -> None:
+    """One ``--field-name`` option per config field: its meaning, and the default this machine will use."""
     for field in dataclasses.fields(config_class):
         if field.name in skip:
             continue
         option, kind = "--" + field.name.replace("_", "-"), str(field.type)
-        shown = f"(default: {field.default})"
+        default = defaults[field.name]
+        shown = f"{field.metadata['help']} (default here: {'unset' if default is None else default})"
         if field.name == "condition":
-            parser.add_argument(option, choices=SCHEMES, default=None,
-                                help=f"how the age is coded: the cache's one-hot groups (chapters 2-5), Age-cGAN's "
-                                     f"six groups or the thermometer code of ages (chapter 6) {shown}")
+            parser.add_argument(option, choices=SCHEMES, default=None, help=shown)
         elif kind.startswith("bool"):
             parser.add_argument(option, action=argparse.BooleanOptionalAction, default=None, help=shown)
         elif kind.startswith("tuple"):
@@ -68,23 +68,33 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .device import pick_device
+    from .presets import PRESETS, preset_name
+    from .run_configs import encoder_settings, gan_config
     from .train_encoder import EncoderConfig
     from .train_gan import GanConfig
 
+    # The defaults shown are those of the current dataset (FACE_AGING_DATASET) on the best device here.
+    device = pick_device().type
+    name = preset_name(paths.dataset_name(), on_gpu=device != "cpu")
+    preset = PRESETS[name]
+    where = f"Defaults here: the {paths.dataset_name()} dataset on {device}, preset {name!r} ({preset.purpose})."
     parser = argparse.ArgumentParser(prog="python -m course_utils", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    gan = commands.add_parser("train-gan", help="train the conditional DCGAN on the face cache")
+    gan = commands.add_parser("train-gan", help="train the conditional DCGAN on the face cache", description=where)
     _add_run_options(gan)
-    _add_config_options(gan, GanConfig, FROM_DATA["train-gan"])
+    _add_config_options(gan, GanConfig, FROM_DATA["train-gan"], gan_config().to_dict())
     gan.add_argument("--synthetic-data", type=int, metavar="N",
                      help="train on N random images instead of the face cache (smoke tests)")
     gan.add_argument("--synthetic-groups", type=int, default=GanConfig.n_classes, metavar="K",
                      help="age groups of the synthetic data (default: %(default)s)")
 
-    encoder = commands.add_parser("train-encoder", help="train the encoder against a trained generator")
+    encoder = commands.add_parser("train-encoder", help="train the encoder against a trained generator",
+                                  description=where)
     _add_run_options(encoder)
-    _add_config_options(encoder, EncoderConfig, FROM_DATA["train-encoder"])
+    _add_config_options(encoder, EncoderConfig, FROM_DATA["train-encoder"],
+                        EncoderConfig(**encoder_settings(preset)).to_dict())
     encoder.add_argument("--gan", type=Path, help="GAN checkpoint (default: <out>/gan.pt)")
     return parser
 

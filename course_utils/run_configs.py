@@ -56,11 +56,15 @@ def encoder_config(generator: Generator, device: torch.device | None = None, dat
     ``dataset`` (default: the current one)."""
     dataset = dataset or paths.dataset_name()
     preset = current_preset(dataset, device)
-    settings = dict(steps=preset.encoder_steps, width=preset.encoder_width, hidden=preset.encoder_hidden,
-                    batch_size=preset.encoder_batch, lr=preset.encoder_lr, eval_pairs=preset.encoder_eval_pairs)
-    config = EncoderConfig.for_generator(generator, **{**settings, **overrides})
+    config = EncoderConfig.for_generator(generator, **{**encoder_settings(preset), **overrides})
     _warn_if_slow(preset, config.steps, "encoder", dataset)
     return config
+
+
+def encoder_settings(preset: presets.RunPreset) -> dict:
+    """The EncoderConfig fields a preset sets."""
+    return dict(steps=preset.encoder_steps, width=preset.encoder_width, hidden=preset.encoder_hidden,
+                batch_size=preset.encoder_batch, lr=preset.encoder_lr, eval_pairs=preset.encoder_eval_pairs)
 
 
 def axis_run_dir(scheme: str, dataset: str | None = None) -> Path:

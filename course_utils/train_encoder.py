@@ -28,7 +28,7 @@ from .conditions import random_conditions, scheme_of
 from .distributed import DistributedContext, unwrap, wrap_ddp
 from .models import Encoder, Generator
 from .presets import DEFAULT
-from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
+from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run, setting,
                        start_run, step_seed)
 
 MODEL_KEYS = ("z_dim", "image_size", "width")
@@ -39,15 +39,15 @@ HELD_OUT_RANK = 1_000_003  # a pseudo-rank for held-out pairs: never used by a t
 class EncoderConfig(RunConfig):
     """Everything that defines an encoder training run (saved in its checkpoint)."""
 
-    width: int = DEFAULT.encoder_width
-    batch_size: int = DEFAULT.encoder_batch
-    steps: int = DEFAULT.encoder_steps
-    hidden: int = DEFAULT.encoder_hidden
-    lr: float = DEFAULT.encoder_lr
-    betas: tuple[float, float] = (0.9, 0.999)
-    image_loss_weight: float = 0.0
-    eval_every: int = 200
-    eval_pairs: int = DEFAULT.encoder_eval_pairs
+    width: int = setting(DEFAULT.encoder_width, "base channel width of the encoder")
+    batch_size: int = setting(DEFAULT.encoder_batch, "generated (image, z) pairs per step on each process")
+    steps: int = setting(DEFAULT.encoder_steps, "train until this step (the presets table has every run's length)")
+    hidden: int = setting(DEFAULT.encoder_hidden, "units of the encoder's hidden fully connected layer")
+    lr: float = setting(DEFAULT.encoder_lr, "Adam learning rate")
+    betas: tuple[float, float] = setting((0.9, 0.999), "Adam's betas")
+    image_loss_weight: float = setting(0.0, "weight of an image-space loss ||G(E(x)) - x||^2 beside the z loss")
+    eval_every: int = setting(200, "measure the held-out unexplained variance every this many steps")
+    eval_pairs: int = setting(DEFAULT.encoder_eval_pairs, "held-out pairs the unexplained variance is measured on")
 
     def __post_init__(self):
         super().__post_init__()

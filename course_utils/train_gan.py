@@ -37,7 +37,7 @@ from .distributed import DistributedContext, unwrap, wrap_ddp
 from .conditions import sample_grid_conditions
 from .models import Discriminator, Generator
 from .tensors import one_hot
-from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run,
+from .training import (LogWindow, RunConfig, compiled, finish_run, history_rows, resume_run, save_run, setting,
                        start_run, step_seed)
 
 MODEL_KEYS = ("z_dim", "n_classes", "image_size", "width")
@@ -49,14 +49,14 @@ class GanConfig(RunConfig):
     """Everything that defines a GAN training run (saved in its checkpoint): the course's balanced
     width-32 DCGAN, batch 64, Adam(2e-4, 0.5/0.999), plus the settings of :class:`RunConfig`."""
 
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    real_label_smoothing: float = 0.9  # one-sided: real targets 0.9, fake targets 0
-    ema_decay: float = 0.0  # > 0: also keep an exponential moving average of G's weights (train_gan.moving_average)
-    sample_every: int = 250
-    n_sample_noise: int = 8  # sample grid: this many z, each drawn once per age group
-    sync_batchnorm: bool = False  # multi-GPU only (NCCL)
+    lr_g: float = setting(2e-4, "the generator's Adam learning rate")
+    lr_d: float = setting(2e-4, "the discriminator's Adam learning rate")
+    betas: tuple[float, float] = setting((0.5, 0.999), "Adam's betas for both networks")
+    real_label_smoothing: float = setting(0.9, "D's target for real faces (one-sided smoothing; fakes get 0)")
+    ema_decay: float = setting(0.999, "keep a moving average of G's weights with this decay (0: none)")
+    sample_every: int = setting(250, "draw the fixed-noise sample grid every this many steps")
+    n_sample_noise: int = setting(8, "noise vectors in the sample grid, each drawn once per age group")
+    sync_batchnorm: bool = setting(False, "synchronise BatchNorm statistics across GPUs (NCCL only)")
 
     def __post_init__(self):
         super().__post_init__()

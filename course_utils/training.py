@@ -59,6 +59,11 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 # ---------------------------------------------------------------- configs
 
+def setting(default, meaning: str):
+    """A config field with its meaning, which the command line's --help shows."""
+    return dataclasses.field(default=default, metadata={"help": meaning})
+
+
 @dataclass
 class RunConfig:
     """The settings every training run has; its defaults are the ``course-cpu`` preset's.
@@ -68,20 +73,21 @@ class RunConfig:
     GanConfig and EncoderConfig add their own settings. Stored inside checkpoints.
     """
 
-    z_dim: int = 100
-    n_classes: int = 2
-    image_size: int = 64
-    width: int = DEFAULT.gan_width  # base channel width of the model(s)
-    batch_size: int = DEFAULT.gan_batch  # images per step on each process
-    steps: int = DEFAULT.gan_steps  # train until this step (presets.PRESETS has every run's length)
-    checkpoint_every: int = 500
-    log_every: int = 10
-    seed: int = 0
-    amp: bool = True  # bf16 autocast on CUDA (fp32 on GPUs without bf16); ignored off CUDA
-    channels_last: bool | None = None  # None: on CUDA and the CPU, not on MPS
-    compile: bool = False  # torch.compile the models (GPU fast path)
-    threads: int | None = None  # CPU threads; None keeps torch's (fixed per machine) default
-    condition: str = "groups"  # how the age is coded: conditions.SCHEMES ("groups": the cache's one-hot groups)
+    z_dim: int = setting(100, "length of the noise vector z")
+    n_classes: int = setting(2, "length of the age condition (the number of age groups)")
+    image_size: int = setting(64, "side of the square faces, in pixels")
+    width: int = setting(DEFAULT.gan_width, "base channel width of the model(s)")
+    batch_size: int = setting(DEFAULT.gan_batch, "images per step on each process")
+    steps: int = setting(DEFAULT.gan_steps, "train until this step (the presets table has every run's length)")
+    checkpoint_every: int = setting(500, "write a resumable checkpoint every this many steps")
+    log_every: int = setting(10, "average the losses over this many steps per log row")
+    seed: int = setting(0, "seed of the weights, the batch order and the noise")
+    amp: bool = setting(True, "bf16 autocast on CUDA (fp32 on GPUs without bf16); ignored off CUDA")
+    channels_last: bool | None = setting(None, "channels-last memory; unset: on CUDA and the CPU, not on MPS")
+    compile: bool = setting(False, "torch.compile the models (a GPU fast path)")
+    threads: int | None = setting(None, "CPU threads; unset keeps torch's default for this machine")
+    condition: str = setting("groups", "how the age is coded: the cache's one-hot groups (chapters 2-5), "
+                             "Age-cGAN's six groups or the thermometer code of the age (chapter 6)")
 
     def __post_init__(self):
         check_scheme(self.condition)
