@@ -79,6 +79,20 @@ class AgeSliderApp:
         self.last_render_ms: float | None = None
         self.last_result: AgingResult | None = None
 
+        self._build_widgets(display_size)
+        self._face: np.ndarray = faces[0]
+        self._source: int | None = int(labels[0])
+        self._face_name = "face 0"
+        self._uploaded = False
+
+        self.slider.observe(self._on_slider, names="value")
+        self.picker.observe(self._on_pick, names="value")
+        self.upload.observe(self._on_upload, names="value")
+        self.output.observe(self._on_slider, names="value")
+        self._show_face(faces[0], int(labels[0]), "face 0")
+
+    def _build_widgets(self, display_size: int) -> None:
+        """The controls and views, laid out top to bottom."""
         low, high = self._slider_range()
         self.slider = widgets.FloatSlider(
             value=low, min=low, max=high, step=1,
@@ -86,7 +100,7 @@ class AgeSliderApp:
             style={"description_width": "initial"}, layout=widgets.Layout(width="60%"),
         )
         self.picker = widgets.Dropdown(
-            options=[(f"face {i} ({self._group_name(label)} years)", i) for i, label in enumerate(labels)],
+            options=[(f"face {i} ({self._group_name(label)} years)", i) for i, label in enumerate(self.labels)],
             value=0, description="Held-out face",
             style={"description_width": "initial"},
         )
@@ -104,25 +118,8 @@ class AgeSliderApp:
         self.photo_view.add_class("photo-image")
         self._photo: FaceCrop | None = None
         self._photo_note = ""
-        self._widget = widgets.VBox([
-            widgets.HBox([self.picker, self.upload]),
-            self.slider,
-            self.output,
-            self.image,
-            self.caption,
-            self.photo_view,
-            self.status,
-        ])
-        self._face: np.ndarray = faces[0]
-        self._source: int | None = int(labels[0])
-        self._face_name = "face 0"
-        self._uploaded = False
-
-        self.slider.observe(self._on_slider, names="value")
-        self.picker.observe(self._on_pick, names="value")
-        self.upload.observe(self._on_upload, names="value")
-        self.output.observe(self._on_slider, names="value")
-        self._show_face(faces[0], int(labels[0]), "face 0")
+        self._widget = widgets.VBox([widgets.HBox([self.picker, self.upload]), self.slider, self.output,
+                                     self.image, self.caption, self.photo_view, self.status])
 
     @property
     def widget(self) -> widgets.VBox:

@@ -73,3 +73,51 @@ def phone_jpeg(upright: Image.Image, orientation: int, quality: int = 95) -> byt
     buffer = io.BytesIO()
     stored.save(buffer, format="JPEG", quality=quality, exif=exif)
     return buffer.getvalue()
+
+
+class TinyGenerator(torch.nn.Module):
+    """G(z, condition) -> (N, 3, size, size) tanh images, like the course Generator, counting its calls.
+
+    BatchNorm1d refuses a batch of one in train mode, so a one-face call only works
+    if callers switch to eval mode, as they should.
+    """
+
+    def __init__(self, size: int, z_dim: int = 8, n_classes: int = 2):
+        super().__init__()
+        self.n_classes, self.z_dim, self.image_size = n_classes, z_dim, size
+        self.hidden = torch.nn.Sequential(torch.nn.Linear(z_dim + n_classes, 32), torch.nn.BatchNorm1d(32),
+                                          torch.nn.ReLU())
+        self.out = torch.nn.Linear(32, 3 * size * size)
+        self.calls = 0
+
+    def forward(self, z, condition):
+        self.calls += 1
+        hidden = self.hidden(torch.cat([z, condition], dim=1))
+        return torch.tanh(self.out(hidden)).view(-1, 3, self.image_size, self.image_size)
+
+
+class TinyEncoder(torch.nn.Module):
+    """E(images) -> (N, z_dim), no final activation, counting its calls (encodes vs re-renders)."""
+
+    def __init__(self, size: int, z_dim: int = 8):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * size * size, z_dim))
+        self.calls = 0
+
+    def forward(self, images):
+        self.calls += 1
+        return self.net(images)
+
+
+class FixedClassifier(torch.nn.Module):
+    """An age-group classifier that always predicts ``group``."""
+
+    def __init__(self, group: int, n_classes: int = 2):
+        super().__init__()
+        self.n_classes, self.group = n_classes, group
+        self.bias = torch.nn.Parameter(torch.zeros(n_classes))
+
+    def forward(self, images):
+        logits = torch.zeros(images.shape[0], self.n_classes) + self.bias
+        logits[:, self.group] = 5.0
+        return logits

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from conftest import FixedClassifier, TinyEncoder, TinyGenerator
 
 from pathlib import Path
 
@@ -15,58 +15,10 @@ from course_utils.tensors import one_hot
 Z_DIM, N_CLASSES, SIZE = 8, 2, 8
 
 
-class TinyGenerator(nn.Module):
-    """G(z, condition) -> (N, 3, SIZE, SIZE) tanh images, like the real Generator.
-
-    BatchNorm1d refuses a batch of one in train mode, so a single-face call
-    only works if callers switch to eval mode as they should.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.n_classes, self.z_dim, self.image_size = N_CLASSES, Z_DIM, SIZE
-        self.hidden = nn.Sequential(nn.Linear(Z_DIM + N_CLASSES, 32), nn.BatchNorm1d(32), nn.ReLU())
-        self.out = nn.Linear(32, 3 * SIZE * SIZE)
-        self.calls = 0
-
-    def forward(self, z, condition):
-        self.calls += 1
-        hidden = self.hidden(torch.cat([z, condition], dim=1))
-        return torch.tanh(self.out(hidden)).view(-1, 3, SIZE, SIZE)
-
-
-class TinyEncoder(nn.Module):
-    """E(images) -> (N, Z_DIM), no final activation, counting its calls."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, Z_DIM))
-        self.calls = 0
-
-    def forward(self, images):
-        self.calls += 1
-        return self.net(images)
-
-
-class FixedClassifier(nn.Module):
-    """Always predicts ``group``."""
-
-    def __init__(self, group):
-        super().__init__()
-        self.n_classes = N_CLASSES
-        self.bias = nn.Parameter(torch.zeros(N_CLASSES))
-        self.group = group
-
-    def forward(self, images):
-        logits = torch.zeros(images.shape[0], N_CLASSES) + self.bias
-        logits[:, self.group] = 5.0
-        return logits
-
-
 @pytest.fixture
 def models():
     torch.manual_seed(0)
-    generator, encoder = TinyGenerator(), TinyEncoder()
+    generator, encoder = TinyGenerator(SIZE, Z_DIM, N_CLASSES), TinyEncoder(SIZE, Z_DIM)
     # Give BatchNorm non-trivial running statistics, as after training.
     with torch.no_grad():
         generator(torch.randn(64, Z_DIM), one_hot(torch.randint(0, 2, (64,)), N_CLASSES))

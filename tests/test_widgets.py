@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import phone_jpeg
+from conftest import FixedClassifier, TinyEncoder, TinyGenerator, phone_jpeg
 from PIL import Image
 from torch import nn
 
@@ -18,43 +18,11 @@ Z_DIM, N_CLASSES, SIZE = 8, 2, 16
 GROUPS = [(20, 30), (40, 50)]
 
 
-class TinyGenerator(nn.Module):
-    """G(z, condition) -> (N, 3, SIZE, SIZE) tanh images."""
-
-    def __init__(self):
-        super().__init__()
-        self.n_classes = N_CLASSES
-        self.net = nn.Linear(Z_DIM + N_CLASSES, 3 * SIZE * SIZE)
-
-    def forward(self, z, condition):
-        return torch.tanh(self.net(torch.cat([z, condition], dim=1))).view(-1, 3, SIZE, SIZE)
-
-
-class CountingEncoder(nn.Module):
-    """E(images) -> (N, Z_DIM), counting calls to tell encodes from re-renders."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * SIZE * SIZE, Z_DIM))
-        self.calls = 0
-
-    def forward(self, images):
-        self.calls += 1
-        return self.net(images)
-
-
-class FixedClassifier(nn.Module):
-    """Always predicts the oldest group."""
-
-    def forward(self, images):
-        return torch.tensor([[0.0, 3.0]]).expand(images.shape[0], -1)
-
-
 @pytest.fixture
 def app():
     torch.manual_seed(0)
     faces = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
-    return AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0, 1, 0], GROUPS, refine_steps=3, display_size=48)
+    return AgeSliderApp(TinyGenerator(SIZE), TinyEncoder(SIZE), faces, [0, 1, 0], GROUPS, refine_steps=3, display_size=48)
 
 
 def uploaded(content: bytes, name: str, mime: str):
@@ -179,7 +147,7 @@ def test_uploading_garbage_keeps_the_image_and_explains(app):
 
 def test_upload_with_a_classifier_uses_its_prediction():
     faces = np.zeros((1, SIZE, SIZE, 3), dtype=np.uint8)
-    app = AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0], GROUPS, classifier=FixedClassifier(), refine_steps=0)
+    app = AgeSliderApp(TinyGenerator(SIZE), TinyEncoder(SIZE), faces, [0], GROUPS, classifier=FixedClassifier(1), refine_steps=0)
     app.upload.value = photo_upload("camera.jpg")
     assert app.last_result.source == 1
     assert "classifier puts it in 40–50" in app.status.value
@@ -188,11 +156,11 @@ def test_upload_with_a_classifier_uses_its_prediction():
 def test_mismatched_arguments_are_value_errors():
     faces = np.zeros((2, SIZE, SIZE, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="one label per face"):
-        AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0], GROUPS)
+        AgeSliderApp(TinyGenerator(SIZE), TinyEncoder(SIZE), faces, [0], GROUPS)
     with pytest.raises(ValueError, match="2 age groups"):
-        AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0, 0], [(20, 30), (40, 50), (60, 70)])
+        AgeSliderApp(TinyGenerator(SIZE), TinyEncoder(SIZE), faces, [0, 0], [(20, 30), (40, 50), (60, 70)])
     with pytest.raises(ValueError, match="uint8"):
-        AgeSliderApp(TinyGenerator(), CountingEncoder(), faces.astype(float), [0, 0], GROUPS)
+        AgeSliderApp(TinyGenerator(SIZE), TinyEncoder(SIZE), faces.astype(float), [0, 0], GROUPS)
 
 
 def test_compose_panels_scales_each_panel():

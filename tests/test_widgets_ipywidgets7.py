@@ -13,9 +13,11 @@ from course_utils.photo import find_face
 from course_utils.widgets import AgeSliderApp
 
 try:  # tests/ may or may not be a package, depending on the pytest import mode
-    from .test_widgets import GROUPS, SIZE, CountingEncoder, TinyGenerator
+    from .test_widgets import GROUPS, SIZE
+    from .conftest import TinyEncoder, TinyGenerator
 except ImportError:
-    from test_widgets import GROUPS, SIZE, CountingEncoder, TinyGenerator
+    from test_widgets import GROUPS, SIZE
+    from conftest import TinyEncoder, TinyGenerator
 
 PHOTOS = Path(__file__).resolve().parents[1] / "assets" / "photos"
 IPYWIDGETS_7 = ipywidgets.__version__.startswith("7.")
@@ -24,7 +26,7 @@ IPYWIDGETS_7 = ipywidgets.__version__.startswith("7.")
 @pytest.fixture
 def app():
     faces = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
-    return AgeSliderApp(TinyGenerator(), CountingEncoder(), faces, [0, 1, 0], GROUPS, refine_steps=3, display_size=48)
+    return AgeSliderApp(TinyGenerator(SIZE), TinyEncoder(SIZE), faces, [0, 1, 0], GROUPS, refine_steps=3, display_size=48)
 
 
 def upload_as_ipywidgets_7_does(app, name: str) -> None:

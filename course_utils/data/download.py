@@ -252,35 +252,8 @@ def fetch(url: str, destination, progress: bool = True, sha256: str | None = Non
             offset = part.stat().st_size if part.exists() else 0
             if total is not None and offset >= total:
                 break  # complete (or too long: _verify says so)
-            request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
             try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    if response.status == 200 and offset:
-                        offset = 0  # server ignored Range: start over
-                    served_total = _expected_total(response, offset)
-                    if served_total is not None:
-                        if expected_size is not None and served_total != expected_size:
-                            raise RuntimeError(f"{url} is {served_total} bytes, expected {expected_size}")
-                        total = served_total
-                    if total is None or (response.status == 206 and not response.headers.get("Content-Range")):
-                        raise SizeUnknown(
-                            f"{url} was served without its size (no Content-Length), so a cut-off "
-                            f"transfer cannot be told from a complete one; refusing it. Pass "
-                            f"expected_size=..., or download it by hand to {destination}")
-                    _check_room(url, part, total, offset, max_size)
-                    bar.reset(total=total)
-                    bar.update(offset)
-                    with open_no_follow(part, append=bool(offset)) as out:
-                        written = offset
-                        while chunk := response.read(CHUNK_BYTES):
-                            written += len(chunk)
-                            if written > total:
-                                raise RuntimeError(f"{url} sent more than the {total:,} bytes it announced; "
-                                                   "refusing it")
-                            out.write(chunk)
-                            bar.update(len(chunk))
-                        out.flush()
-                        os.fsync(out.fileno())
+                total = _receive(url, part, offset, total, expected_size, max_size, bar, destination)
             except urllib.error.HTTPError as error:
                 if error.code != 416 or not offset:
                     raise
@@ -315,6 +288,39 @@ def fetch(url: str, destination, progress: bool = True, sha256: str | None = Non
         bar.close()
     os.replace(part, destination)
     return destination
+
+
+def _receive(url: str, part: Path, offset: int, total: int | None, expected_size: int | None,
+             max_size: int | None, bar, destination: Path) -> int:
+    """One request from ``offset`` on, appended to the .part; returns the file's full size."""
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        if response.status == 200 and offset:
+            offset = 0  # server ignored Range: start over
+        served_total = _expected_total(response, offset)
+        if served_total is not None:
+            if expected_size is not None and served_total != expected_size:
+                raise RuntimeError(f"{url} is {served_total} bytes, expected {expected_size}")
+            total = served_total
+        if total is None or (response.status == 206 and not response.headers.get("Content-Range")):
+            raise SizeUnknown(
+                f"{url} was served without its size (no Content-Length), so a cut-off "
+                f"transfer cannot be told from a complete one; refusing it. Pass "
+                f"expected_size=..., or download it by hand to {destination}")
+        _check_room(url, part, total, offset, max_size)
+        bar.reset(total=total)
+        bar.update(offset)
+        with open_no_follow(part, append=bool(offset)) as out:
+            written = offset
+            while chunk := response.read(CHUNK_BYTES):
+                written += len(chunk)
+                if written > total:
+                    raise RuntimeError(f"{url} sent more than the {total:,} bytes it announced; refusing it")
+                out.write(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    return total
 
 
 def _check_room(url: str, part: Path, total: int, offset: int, max_size: int | None) -> None:
