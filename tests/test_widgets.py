@@ -8,7 +8,6 @@ import pytest
 import torch
 from conftest import FixedClassifier, TinyEncoder, TinyGenerator, phone_jpeg
 from PIL import Image
-from torch import nn
 
 from course_utils.photo import find_face
 from course_utils.widgets import (BOX_COLOUR, AgeSliderApp, compose_panels, compose_photos, draw_box,
