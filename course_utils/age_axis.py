@@ -161,13 +161,10 @@ def judge_report(judge: AgeJudge, images, ages, train_ages) -> dict:
 # ---------------------------------------------------------------- the response curve
 
 @torch.no_grad()
-def response_curve(generator: nn.Module, judge: AgeJudge, condition_of, requested=range(20, 71, 5),
-                   n_noise: int = 256, seed: int = 0) -> pd.DataFrame:
-    """Requested age -> the judge's ages of generated faces, the same ``n_noise`` z at every age.
-
-    ``condition_of(years)`` gives the generator's (C,) condition for an age. One row per requested
-    age: the mean and standard deviation of the judged ages.
-    """
+def judged_grid(generator: nn.Module, judge: AgeJudge, condition_of, requested=range(20, 71, 5),
+                n_noise: int = 256, seed: int = 0) -> np.ndarray:
+    """The judge's age of each of ``n_noise`` generated faces (the same z) at each requested age:
+    (len(requested), n_noise). ``condition_of(years)`` gives the generator's (C,) condition for an age."""
     z = torch.randn(n_noise, generator.z_dim, generator=torch.Generator().manual_seed(seed))
     device = module_device(generator)
     rows = []
@@ -175,10 +172,39 @@ def response_curve(generator: nn.Module, judge: AgeJudge, condition_of, requeste
         for years in requested:
             condition = torch.as_tensor(condition_of(years), dtype=torch.float32).reshape(1, -1)
             images = generator(z.to(device), condition.expand(n_noise, -1).to(device)).float().cpu()
-            judged = judge_ages(judge, images)
-            rows.append({"requested": float(years), "judged_mean": float(judged.mean()),
-                         "judged_std": float(judged.std())})
-    return pd.DataFrame(rows)
+            rows.append(judge_ages(judge, images))
+    return np.stack(rows)
+
+
+def response_curve(generator: nn.Module, judge: AgeJudge, condition_of, requested=range(20, 71, 5),
+                   n_noise: int = 256, seed: int = 0) -> pd.DataFrame:
+    """Requested age -> the judge's ages of generated faces, the same ``n_noise`` z at every age: one row per
+    requested age with the mean and standard deviation of the judged ages."""
+    grid = judged_grid(generator, judge, condition_of, requested, n_noise, seed)
+    return pd.DataFrame({"requested": np.asarray(list(requested), dtype=float), "judged_mean": grid.mean(1),
+                         "judged_std": grid.std(1)})
+
+
+def years_off_interval(grids: dict, requested, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Bootstrap over the noise vectors: each scheme's ``years_off`` (the mean distance in years between
+    judged and requested age) with a 95% interval, and each scheme's difference from the first one.
+
+    ``grids``: scheme -> :func:`judged_grid` output, all made with the same z.
+    """
+    requested = np.asarray(list(requested), dtype=float)
+    rng = np.random.default_rng(seed)
+    n_noise = next(iter(grids.values())).shape[1]
+    picks = rng.integers(0, n_noise, size=(draws, n_noise))
+    samples = {name: np.abs(grid[:, picks].mean(2) - requested[:, None]).mean(0) for name, grid in grids.items()}
+    first = next(iter(samples.values()))
+    rows = []
+    for name, values in samples.items():
+        difference = values - first
+        rows.append({"scheme": name, "years_off": float(np.abs(grids[name].mean(1) - requested).mean()),
+                     "low": float(np.percentile(values, 2.5)), "high": float(np.percentile(values, 97.5)),
+                     "minus_first_low": float(np.percentile(difference, 2.5)),
+                     "minus_first_high": float(np.percentile(difference, 97.5))})
+    return pd.DataFrame(rows).set_index("scheme")
 
 
 def curve_fit(curve: pd.DataFrame) -> dict:

@@ -6,17 +6,19 @@ rebuild it with the settings that chapter uses, after saying so and how long it 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import paths
+from . import paths, pretrained
+from .age_axis import AgeJudge, train_age_judge
 from .classifier import AgeClassifier, load_classifier, save_classifier, train_classifier
 from .checkpoints import load_checkpoint
-from .conditions import SIX_GROUPS
+from .conditions import SIX_GROUPS, condition_for_ages
 from .data import FaceCache, latest_face_settings, load_face_cache
 from .models import Encoder, Generator
-from .run_configs import current_preset, encoder_config, gan_config
+from .run_configs import axis_encoder_config, axis_gan_config, axis_run_dir, current_preset, encoder_config, gan_config
 from .train_encoder import load_encoder, train_encoder
 from .train_gan import load_generator, train_gan
 
@@ -125,3 +127,84 @@ def ensure_encoder(generator: Generator | None = None, progress: bool = True) ->
         _announce("encoder", "The encoder checkpoint (chapter 4)")
     train_encoder(generator, encoder_config(generator), paths.run_dir(), progress=progress)
     return load_encoder(path)
+
+
+@dataclass
+class ChapterModels:
+    """The models a chapter measures and ages with, and whose they are (``from_course``)."""
+
+    generator: Generator
+    classifier: AgeClassifier
+    encoder: Encoder | None
+    from_course: bool  # the course's shipped long-trained models, or the learner's own (chapters 2-4)
+
+    @property
+    def whose(self) -> str:
+        return "the course's long-trained models" if self.from_course else "your own models (chapters 2-4)"
+
+
+def course_models_fit(faces: FaceCache) -> str | None:
+    """None when the shipped models were trained for these faces; else why not (in words)."""
+    card = pretrained.card("gan")
+    wanted = (card["data"]["dataset"], card["config"]["n_classes"], card["config"]["image_size"])
+    have = (faces.dataset or paths.dataset_name(), len(faces.age_groups), int(faces.images.shape[1]))
+    if have == wanted:
+        return None
+    return (f"they were trained on {wanted[0]} with {wanted[1]} age groups at {wanted[2]} px, "
+            f"and these faces are {have[0]} with {have[1]} groups at {have[2]} px")
+
+
+def chapter_models(faces: FaceCache, use_course_models: bool = True, encoder: bool = True,
+                   progress: bool = True) -> ChapterModels:
+    """Chapters 3 and 5: the course's long-trained generator, age judge and encoder when asked for and made
+    for these faces; otherwise your own from chapters 2-4 (rebuilt if missing), saying why."""
+    if use_course_models:
+        reason = course_models_fit(faces)
+        if reason is None:
+            return ChapterModels(pretrained.load("gan"), pretrained.load("classifier"),
+                                 pretrained.load("encoder") if encoder else None, from_course=True)
+        print(f"Using your own models instead of the course's: {reason}.", flush=True)
+    generator = ensure_generator(faces, progress)
+    return ChapterModels(generator, ensure_classifier(faces, progress),
+                         ensure_encoder(generator, progress) if encoder else None, from_course=False)
+
+
+AXIS_SCHEMES = ("six-groups", "thermometer")
+
+
+@dataclass
+class AxisModels:
+    """Chapter 6's models: an age judge in years, and a generator and an encoder per condition scheme."""
+
+    judge: AgeJudge
+    generators: dict
+    encoders: dict
+    from_course: bool
+
+
+def axis_models(faces: FaceCache, use_course_models: bool = True, progress: bool = True) -> AxisModels:
+    """Chapter 6: the course's long-trained age judge, generators and encoders when asked for and made for
+    these faces; otherwise trained here with the ``axis-*`` preset (resuming what an earlier run left)."""
+    if use_course_models:
+        card = pretrained.card("axis_gan_thermometer")
+        wanted = (card["data"]["dataset"], card["config"]["image_size"])
+        have = (faces.dataset or paths.dataset_name(), int(faces.images.shape[1]))
+        if have == wanted:
+            return AxisModels(pretrained.load("age_judge"),
+                              {scheme: pretrained.load(f"axis_gan_{scheme}") for scheme in AXIS_SCHEMES},
+                              {scheme: pretrained.load(f"axis_encoder_{scheme}") for scheme in AXIS_SCHEMES},
+                              from_course=True)
+        print(f"Training chapter 6's models here: the course's were trained on {wanted[0]} at {wanted[1]} px, "
+              f"and these faces are {have[0]} at {have[1]} px.", flush=True)
+    train, _ = faces.split()
+    ages = faces.table["age"].to_numpy()
+    judge, _ = train_age_judge(faces.images[train], ages[train], epochs=current_preset(axis=True).judge_epochs,
+                               progress=progress)
+    generators, encoders = {}, {}
+    for scheme in AXIS_SCHEMES:
+        generators[scheme] = train_gan(faces.images[train], condition_for_ages(ages[train], scheme).numpy(),
+                                       axis_gan_config(scheme), axis_run_dir(scheme), resume=True,
+                                       progress=progress).generator_ema
+        encoders[scheme] = train_encoder(generators[scheme], axis_encoder_config(generators[scheme]),
+                                         axis_run_dir(scheme), resume=True, progress=progress).encoder
+    return AxisModels(judge, generators, encoders, from_course=False)
