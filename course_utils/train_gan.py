@@ -476,14 +476,27 @@ def _warn_changed_training_settings(saved: dict, config: GanConfig) -> None:
         )
 
 
-def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu") -> Generator:
-    """The generator of a GAN checkpoint (default ``run_dir()/gan.pt``), in eval mode on ``device``."""
+def load_generator(path: str | Path | None = None, device: str | torch.device = "cpu",
+                   average: bool | None = None) -> Generator:
+    """The generator of a GAN checkpoint (default ``run_dir()/gan.pt``), in eval mode on ``device``.
+
+    ``average``: the moving average of its weights (``GanConfig.ema_decay``) rather than G as trained;
+    by default the average when the run kept one, as ``train_gan`` hands back in ``generator_ema``.
+    """
     path = Path(path) if path is not None else paths.run_dir() / "gan.pt"
     checkpoint = load_checkpoint(path, "gan", map_location="cpu")
     config = GanConfig.from_dict(checkpoint["config"])
     generator, _ = build_gan(config)
+    state = checkpoint["models"]["generator"]
+    if average is None:
+        average = "generator_ema" in checkpoint["models"]
+    if average:
+        if "generator_ema" not in checkpoint["models"]:
+            raise ValueError(f"{path} keeps no moving average of the generator (its run had ema_decay=0)")
+        state = {key.removeprefix("module."): value for key, value in checkpoint["models"]["generator_ema"].items()
+                 if key != "n_averaged"}
     try:
-        generator.load_state_dict(checkpoint["models"]["generator"])
+        generator.load_state_dict(state)
     except RuntimeError as error:
         raise ValueError(f"the generator weights in {path} do not fit its config {config}: {error}") from None
     generator.condition_scheme = config.condition  # how to build its conditions: conditions.SCHEMES

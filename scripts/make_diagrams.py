@@ -80,21 +80,29 @@ def cgan_diagram(path: Path) -> None:
 
 
 def pipeline_diagram(path: Path) -> None:
-    fig, ax = canvas(14, 2.6)
-    steps = [
-        ("photo", "data"), ("crop the face\n64×64", "net"), ("encoder E\n→ first z", "net"),
-        ("refine z:\nmin ‖G(z, y_src) − x‖²\n+ prior on ‖z‖", "loss"), ("G(z, y_target)\nredraw", "net"),
-        ("aged face", "data"),
-    ]
-    boxes = []
-    for index, (text, kind) in enumerate(steps):
-        boxes.append(box(ax, 0.2 + index * 2.3, 0.9, 1.9, 1.1, text, kind))
-    for a, b in zip(boxes, boxes[1:]):
-        arrow(ax, right(a), left(b))
-    age = box(ax, 9.4, 0.05, 2.0, 0.55, "target age (slider)", "age")
-    arrow(ax, (10.4, 0.6), (10.4, 0.9))
-    ax.text(0.2, 2.3, "Aging a face: chapter 4 trains E, chapter 5 refines z and redraws it at another age",
+    fig, ax = canvas(15.5, 4.4)
+    ax.text(0.2, 4.1, "Aging a face: chapter 4 trains E; chapter 5 refines z, then redraws the face or edits the photo",
             fontsize=10, weight="bold")
+    photo = box(ax, 0.2, 1.9, 1.5, 1.0, "photo", "data")
+    crop = box(ax, 2.2, 1.9, 1.7, 1.0, "crop the face\n64×64", "net")
+    encoder = box(ax, 4.4, 1.9, 1.7, 1.0, "encoder E\n→ first z", "net")
+    refine = box(ax, 6.6, 1.9, 2.3, 1.0, "refine z:\nmin ‖G(z, y_src) − x‖²\n+ prior on ‖z‖", "loss")
+    for a, b in ((photo, crop), (crop, encoder), (encoder, refine)):
+        arrow(ax, right(a), left(b))
+    redraw = box(ax, 9.6, 3.0, 2.3, 0.8, "G(z, y_target)", "net")
+    out_redraw = box(ax, 12.6, 3.0, 2.6, 0.8, "redraw: the face\ndrawn again", "data")
+    change = box(ax, 9.6, 1.2, 2.3, 1.1, "change:\nG(z, y_target) − G(z, y_src)\nmask · blend · guided filter", "net")
+    out_edit = box(ax, 12.6, 1.2, 2.6, 1.1, "edit (default):\nthe photo + the change", "data")
+    arrow(ax, right(refine), left(redraw))
+    arrow(ax, right(refine), left(change))
+    arrow(ax, right(redraw), left(out_redraw))
+    arrow(ax, right(change), left(out_edit))
+    ax.plot([0.95, 0.95, 13.9], [1.9, 0.85, 0.85], color="#999999", linewidth=1.2)  # the photo, to the edit
+    arrow(ax, (13.9, 0.85), (13.9, 1.2), colour="#999999")
+    ax.text(1.1, 0.6, "the photo itself goes into the edit: its detail, background and identity stay", fontsize=8,
+            style="italic", color="#666666")
+    age = box(ax, 9.6, 0.05, 2.3, 0.45, "target age (slider)", "age")
+    arrow(ax, (10.75, 0.5), (10.75, 1.2))
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 

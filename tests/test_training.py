@@ -75,7 +75,7 @@ def test_train_gan_writes_samples_checkpoint_and_history(faces, tmp_path):
     assert sorted(p.name for p in (tmp_path / "gan_samples").iterdir()) == ["step_000003.png", "step_000006.png"]
     assert seen == [(3, (6, 3, 32, 32)), (6, (6, 3, 32, 32))]  # 3 z x 2 age groups
     assert not result.generator.training and next(result.generator.parameters()).device.type == "cpu"
-    loaded = load_generator(result.checkpoint_path)
+    loaded = load_generator(result.checkpoint_path, average=False)
     assert not loaded.training
     assert_same_tensors(loaded.state_dict(), result.generator.state_dict())
 
@@ -246,7 +246,7 @@ def test_command_line_options_come_from_the_config_fields():
     for field in dataclasses.fields(GanConfig):
         if field.name != "n_classes":  # from the data
             assert "--" + field.name.replace("_", "-") in gan_help
-    assert f"(default: {GanConfig.sample_every})" in gan_help
+    assert f"(default here: {GanConfig.sample_every})" in " ".join(gan_help.split())
 
 
 def test_train_gan_trains_a_learners_own_discriminator_and_its_checkpoint_loads(faces, tmp_path):
@@ -259,8 +259,11 @@ def test_train_gan_trains_a_learners_own_discriminator_and_its_checkpoint_loads(
     assert result.discriminator is weak and weak.width == 8
     assert any(not torch.equal(a, b) for a, b in zip(before, weak.parameters()))
     generator = load_generator(tmp_path / "gan.pt")  # a default-width generator: loads from the config
-    for name, tensor in result.generator.state_dict().items():
+    for name, tensor in result.generator_ema.state_dict().items():  # by default the moving average
         assert torch.equal(generator.state_dict()[name], tensor), name
+    as_trained = load_generator(tmp_path / "gan.pt", average=False)
+    for name, tensor in result.generator.state_dict().items():
+        assert torch.equal(as_trained.state_dict()[name], tensor), name
     resumed = train_gan(images, labels, tiny_gan_config(steps=6), tmp_path, resume=True, progress=False,
                         discriminator=Discriminator(n_classes=2, image_size=32, width=8))
     assert resumed.steps == 6
