@@ -10,6 +10,7 @@ from .age_axis import (CLEANED_EDIT, RAW_EDIT, AgeJudge, curve_fit, encode_and_r
                        train_age_judge, years_off_interval)
 from .age_change import EditSettings, clean_change, clean_change_with_average, guided_filter, population_change
 from .aging import REFINE_STEPS, LatentCache, age_face, age_face_in_years, encode, predict_group, refine_latent, render
+from .checkpoints import load_checkpoint
 from .classifier import AgeClassifier, LogisticBaseline, evaluate_classifier, predict_groups, train_classifier
 from .conditioning_check import (conditioning_report, conditioning_table, label_difference_map,
                                  label_interpolation_strip, render_shared_noise, shared_noise)

@@ -2,9 +2,9 @@
 
     .venv/bin/python scripts/make_hero.py --home .course_data/course
 
-Needs a course home where `make course` has trained the models. Top row of each
-person: the held-out face and our edits at several ages; bottom row: the same
-person re-rendered at those ages by mini-wiki's renderer (the truth).
+Ages the first held-out young people with the course's shipped models, as chapter 5
+does. Top row of each person: the held-out face and our edits at several ages;
+bottom row: the same person re-rendered at those ages by mini-wiki's renderer (the truth).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ TARGET_YEARS = (25, 30, 35, 40, 45)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, required=True, help="a trained course home")
-    parser.add_argument("--people", type=int, default=2)
+    parser.add_argument("--home", type=Path, required=True, help="a course home (its face cache is built if missing)")
+    parser.add_argument("--people", type=int, default=3)
     args = parser.parse_args()
     os.environ["FACE_AGING_HOME"] = str(args.home.resolve())
     from course_utils import course  # after FACE_AGING_HOME is set
@@ -35,8 +35,8 @@ def main() -> None:
 
     faces = course.ensure_faces(progress=False)
     _, val_idx = faces.split()
-    generator = course.ensure_generator(faces, progress=False)
-    encoder = course.ensure_encoder(generator, progress=False)
+    models = course.chapter_models(faces, progress=False)
+    generator, encoder = models.generator, models.encoder
     means = course.group_means(faces)  # as chapter 5: the edit's cleaned change
     young = [i for i in val_idx if faces.labels[i] == 0][:args.people]
     fig, axes = plt.subplots(2 * len(young), len(TARGET_YEARS) + 1, figsize=(9, 3.3 * len(young)))
@@ -58,7 +58,7 @@ def main() -> None:
         for ax in (*top, *bottom):
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle("One face across ages: our edit (top) against the same person re-rendered (bottom)")
+    fig.suptitle("Held-out people aged by the course's models (top rows) and truly rendered at each age (bottom)")
     plt.tight_layout()
     ASSETS.mkdir(exist_ok=True)
     fig.savefig(ASSETS / "hero.png", dpi=100)

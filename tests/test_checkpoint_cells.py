@@ -101,41 +101,80 @@ class ReplayGenerator(nn.Module):
         return self.images[torch.randint(len(self.images), (len(z),))]
 
 
-@pytest.mark.parametrize("broken", [True, False], ids=["untrained generator", "working generator"])
-def test_chapter2_checkpoint(broken, home_with):
-    home_with("gan.pt")
-    faces = make_face_cache(GROUPS, count=600, size=64)
-    train, val = np.arange(0, 300), np.arange(300, 600)
-    torch.manual_seed(0)
-    generator = Generator(100, 2, 64, width=8).eval() if broken else ReplayGenerator(faces.images[train])
+def gan_checkpoint_variables(short, long, faces, val):
+    real = to_model_range(faces.images[val])
+    with torch.no_grad():
+        z = torch.randn(512, 100, generator=torch.Generator().manual_seed(2))
+        asked = one_hot(torch.arange(512) % 2, 2)
+        short_faces, long_faces = short(z, asked), long(z, asked)
     history = pd.DataFrame({"loss_d": [0.7, 0.6], "loss_g": [2.0, 2.5]})
-    variables = dict(generator=generator, history=history, faces=faces, val_idx=val)
-    if broken:
+    return dict(history=history, short_faces=short_faces, long_faces=long_faces, real=real)
+
+
+class Speckled(nn.Module):
+    """Real faces with a pixel checkerboard on top: an undertrained generator's grain."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.replay = ReplayGenerator(images)
+
+    def forward(self, z, condition):
+        faces = self.replay(z, condition)
+        rows, columns = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+        return (faces + 0.6 * ((rows + columns) % 2 * 2 - 1)).clamp(-1, 1)
+
+
+@pytest.mark.parametrize("case", ["untrained short run", "speckled course model", "working"])
+def test_chapter2_checkpoint(case, home_with):
+    home_with("gan.pt")
+    faces = make_face_cache(GROUPS, count=1200, size=64)
+    train, val = np.arange(0, 600), np.arange(600, 1200)
+    torch.manual_seed(0)
+    working = ReplayGenerator(faces.images[train])
+    short = Generator(100, 2, 64, width=8).eval() if case == "untrained short run" else working
+    long = Speckled(faces.images[train]) if case == "speckled course model" else working
+    variables = gan_checkpoint_variables(short, long, faces, val)
+    if case == "untrained short run":
         with pytest.raises(AssertionError, match="mode collapse|mean generated face"):
+            run_checkpoint("02_cgan.ipynb", **variables)
+    elif case == "speckled course model":
+        with pytest.raises(AssertionError, match="draws speckle"):
             run_checkpoint("02_cgan.ipynb", **variables)
     else:
         run_checkpoint("02_cgan.ipynb", **variables)
 
 
+CNN_AND_LOGISTIC = pd.DataFrame({"balanced_accuracy": [0.95, 0.85]}, index=["CNN AgeClassifier", "logistic baseline"])
+
+
 @pytest.mark.parametrize("broken", [True, False], ids=["label ignored", "label obeyed"])
 def test_chapter3_checkpoint(broken, home_with):
-    home_with("classifier.pt")
     report = conditioning_report(BandGenerator(obeys=not broken), BandJudge(), n_per_class=100, seed=0)
-    scores = pd.DataFrame({"balanced_accuracy": [0.98, 0.90]}, index=["CNN AgeClassifier", "logistic baseline"])
-    if broken:
-        with pytest.raises(AssertionError):
-            run_checkpoint("03_conditioning.ipynb", report=report, scores=scores)
-    else:
-        run_checkpoint("03_conditioning.ipynb", report=report, scores=scores)
+    for from_course in (False, True):
+        variables = dict(report=report, scores=CNN_AND_LOGISTIC, models=SimpleNamespace(from_course=from_course))
+        if broken:
+            with pytest.raises(AssertionError):
+                run_checkpoint("03_conditioning.ipynb", **variables)
+        else:
+            run_checkpoint("03_conditioning.ipynb", **variables)
+
+
+def test_chapter3_checkpoint_holds_the_course_model_to_its_targets(home_with):
+    """A report that beats chance but misses the course model's targets passes for your own model only."""
+    report = {"accuracy": 0.85, "flip_rate": 0.7, "chance": 0.5}
+    run_checkpoint("03_conditioning.ipynb", report=report, scores=CNN_AND_LOGISTIC,
+                   models=SimpleNamespace(from_course=False))
+    with pytest.raises(AssertionError, match="obey its age label"):
+        run_checkpoint("03_conditioning.ipynb", report=report, scores=CNN_AND_LOGISTIC,
+                       models=SimpleNamespace(from_course=True))
 
 
 def test_chapter3_checkpoint_refuses_a_saturated_age_task(home_with):
     """The old renderer's figures (CNN 0.997, logistic 0.967): a task too easy to measure aging with."""
-    home_with("classifier.pt")
     report = conditioning_report(BandGenerator(), BandJudge(), n_per_class=100, seed=0)
     scores = pd.DataFrame({"balanced_accuracy": [0.997, 0.967]}, index=["CNN AgeClassifier", "logistic baseline"])
     with pytest.raises(AssertionError, match="saturated"):
-        run_checkpoint("03_conditioning.ipynb", report=report, scores=scores)
+        run_checkpoint("03_conditioning.ipynb", report=report, scores=scores, models=SimpleNamespace(from_course=False))
 
 
 class ZeroEncoder(nn.Module):
@@ -170,52 +209,78 @@ def test_chapter4_checkpoint(broken, home_with):
     result = SimpleNamespace(unexplained_variance=unexplained_variance(encoder, WritesZ(), n=256))
     scores = pd.DataFrame({"PSNR (dB)": [19.0, 15.0], "SSIM": [0.4, 0.1]},
                           index=["encoder → generator", "mean face (baseline)"])
+    variables = dict(result=result, scores=scores, models=SimpleNamespace(from_course=False),
+                     long_unexplained=0.3, run_dir=paths.run_dir())
     if broken:
         with pytest.raises(AssertionError, match="hardly better than its mean"):
-            run_checkpoint("04_encoder.ipynb", result=result, scores=scores)
+            run_checkpoint("04_encoder.ipynb", **variables)
     else:
-        run_checkpoint("04_encoder.ipynb", result=result, scores=scores)
+        run_checkpoint("04_encoder.ipynb", **variables)
+        course_run = {**variables, "models": SimpleNamespace(from_course=True),
+                      "result": SimpleNamespace(unexplained_variance=0.8)}  # a short run against the long one
+        run_checkpoint("04_encoder.ipynb", **course_run)
+        with pytest.raises(AssertionError, match="less of z than the blog"):
+            run_checkpoint("04_encoder.ipynb", **{**course_run, "long_unexplained": 0.7})
 
 
-@pytest.mark.parametrize("model", ["label ignored", "noisy change", "working"])
-def test_chapter5_checkpoint(model, home_with):
-    """The ground-truth table is built as chapter 5 builds it, from a toy world with known answers:
-    each person's band brightens by their own amount with age."""
-    home_with()
+def ground_truth_table(model: str) -> tuple[pd.DataFrame, float]:
+    """Chapter 5's ablation table, built as the chapter builds it, in a toy world with known answers:
+    each person's band brightens by their own amount with age -> (table, share judged in the target group)."""
+    from course_utils.age_change import clean_change, population_change
+
     world = BandGenerator(personal=True)
-    generator = {"label ignored": BandGenerator(obeys=False, personal=True),
-                 "noisy change": world, "working": world}[model]
+    generator = {"label ignored": BandGenerator(obeys=False, personal=True)}.get(model, world)
     torch.manual_seed(0)
     z, labels = torch.randn(64, 8), torch.arange(64) % 2
     source, target = one_hot(labels, 2), one_hot(1 - labels, 2)
     with torch.no_grad():
         photos = world(z, source) + 0.05 * torch.randn(64, 3, 64, 64)
         truth = world(z, target)
-        from_refined, aged = generator(z, source), generator(z, target)
+        from_refined, redrawn = generator(z, source), generator(z, target)
         if model == "noisy change":  # a change drowned in pixel noise, as an undertrained G draws it
-            aged = aged + 0.3 * torch.randn(aged.shape, generator=torch.Generator().manual_seed(1))
+            redrawn = redrawn + 0.3 * torch.randn(redrawn.shape, generator=torch.Generator().manual_seed(1))
         everyone = world(torch.randn(512, 8), one_hot(torch.arange(512) % 2, 2))
     means = torch.stack([everyone[0::2].mean(0), everyone[1::2].mean(0)])
-    edit = (photos + aged - from_refined).clamp(-1, 1)
-    mean_difference = (photos + torch.einsum("nk,kchw->nchw", target - source, means)).clamp(-1, 1)
-    in_target = float((predict_groups(BandJudge(), aged) == 1 - labels).double().mean())
+    raw = redrawn - from_refined
+    outputs = {
+        "unchanged input (do nothing)": photos,
+        "average only: input + mean group difference": photos + population_change(means, source, target),
+        "model only: input + raw change": photos + raw,
+        "edit (default): blended, guided filter": photos + clean_change(raw, source, target, means, guide=photos),
+        "redraw: G(refined z, target)": redrawn,
+        "reconstruction at the source age": from_refined,
+    }
+    table = pd.DataFrame({"RMS distance to truth": [(out.clamp(-1, 1) - truth).pow(2).flatten(1).mean(1).sqrt().mean().item()
+                                                    for out in outputs.values()]}, index=list(outputs))
+    in_target = float((predict_groups(BandJudge(), redrawn) == 1 - labels).double().mean())
+    return table, in_target
 
-    def rms(output):
-        return (output - truth).pow(2).flatten(1).mean(1).sqrt().mean().item()
-    EDIT = "ours, edit (default): input + the cleaned change"
-    table = pd.DataFrame({"RMS distance to truth": [rms(aged), rms(photos), rms(from_refined), rms(edit),
-                                                    rms(mean_difference)]},
-                         index=["ours, redraw: G(refined z, target age)", "unchanged input",
-                                "ours at the source age (no age change)", EDIT, "input + mean group difference"])
-    variables = dict(gain=0.5, in_target=in_target, ground_truth_table=table, EDIT=EDIT)
+
+@pytest.mark.parametrize("model", ["label ignored", "noisy change", "working"])
+def test_chapter5_checkpoint(model, home_with):
+    home_with()
+    table, in_target = ground_truth_table(model)
+    variables = dict(gain=0.5, in_target=in_target, ground_truth_table=table, models=SimpleNamespace(from_course=True))
     if model == "label ignored":
         with pytest.raises(AssertionError, match="target age|towards the true|closer to the truth"):
             run_checkpoint("05_aging.ipynb", **variables)
     elif model == "noisy change":
-        with pytest.raises(AssertionError, match="mean-difference baseline"):
+        with pytest.raises(AssertionError, match="own change should be as good as the average"):
             run_checkpoint("05_aging.ipynb", **variables)
+        run_checkpoint("05_aging.ipynb", **{**variables, "models": SimpleNamespace(from_course=False)})
     else:
         run_checkpoint("05_aging.ipynb", **variables)
+
+
+def test_chapter5_checkpoint_asks_the_course_models_for_a_ten_percent_margin(home_with):
+    home_with()
+    table, in_target = ground_truth_table("working")
+    average_only = table.loc["average only: input + mean group difference", "RMS distance to truth"]
+    table.loc["edit (default): blended, guided filter", "RMS distance to truth"] = 0.95 * average_only
+    table.loc["model only: input + raw change", "RMS distance to truth"] = 0.99 * average_only
+    with pytest.raises(AssertionError, match="at least 10% closer"):
+        run_checkpoint("05_aging.ipynb", gain=0.5, in_target=in_target, ground_truth_table=table,
+                       models=SimpleNamespace(from_course=True))
 
 
 class LevelGenerator(nn.Module):
@@ -265,8 +330,10 @@ def test_chapter6_checkpoint(broken):
         return fit, pairs.groupby("gap")[methods].mean()
 
     fit, by_gap = measured(LevelGenerator(obeys=not broken))
+    visible = pd.DataFrame({"edit: judged change (years)": [15.0, -14.0]}, index=["+20 years", "-20 years"])
     variables = dict(judge_scores={"judge_mae": 3.0, "mean_baseline_mae": 15.0}, better="thermometer",
-                     better_fit=fit, by_gap=by_gap, CLEANED_EDIT=age_axis.CLEANED_EDIT, RAW_EDIT=age_axis.RAW_EDIT)
+                     fits=pd.DataFrame([fit], index=["thermometer"]), by_gap=by_gap, visible=visible,
+                     models=SimpleNamespace(from_course=True))
     if broken:
         with pytest.raises(AssertionError, match="follow the requested age"):
             run_checkpoint("06_age_axis.ipynb", **variables)
@@ -275,9 +342,13 @@ def test_chapter6_checkpoint(broken):
         good_fit, _ = measured(LevelGenerator(obeys=True))
         assert (by_gap[age_axis.CLEANED_EDIT] < by_gap["unchanged input"]).all()
         with pytest.raises(AssertionError, match="own age change must beat doing nothing"):
-            run_checkpoint("06_age_axis.ipynb", **{**variables, "better_fit": good_fit})
+            run_checkpoint("06_age_axis.ipynb", **{**variables, "fits": pd.DataFrame([good_fit], index=["thermometer"])})
     else:
         run_checkpoint("06_age_axis.ipynb", **variables)
+        faint = pd.DataFrame({"edit: judged change (years)": [8.0, -14.0]}, index=["+20 years", "-20 years"])
+        with pytest.raises(AssertionError, match="should look older"):
+            run_checkpoint("06_age_axis.ipynb", **{**variables, "visible": faint})
+        run_checkpoint("06_age_axis.ipynb", **{**variables, "visible": faint, "models": SimpleNamespace(from_course=False)})
     with pytest.raises(AssertionError, match="clearly beat the mean"):
         run_checkpoint("06_age_axis.ipynb", **{**variables, "judge_scores": {"judge_mae": 14.0,
                                                                              "mean_baseline_mae": 15.0}})

@@ -1,7 +1,7 @@
 """The training code a chapter shows is the code the package runs.
 
 Chapter 2 writes out the GAN step, chapter 4 the encoder step and chapter 5 the
-refinement loop. Each function is taken from the committed notebook and run
+refinement loop and the cleaning of the edit's change. Each function is taken from the committed notebook and run
 beside the package's copy from the same state: if the two drift apart, the
 weights (or z) differ and this fails.
 """
@@ -14,10 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course_utils import course
+from course_utils.age_change import EditSettings, clean_change_with_average
 from course_utils.aging import refine_latent
 from course_utils.models import Discriminator, Encoder, Generator
 from course_utils.tensors import one_hot
-from course_utils.train_encoder import encoder_step, generated_pairs
+from course_utils.train_encoder import encoder_step
 from course_utils.train_gan import gan_step
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -34,8 +36,7 @@ def notebook_function(notebook: str, name: str, replace: tuple[str, str] | None 
                 if replace:
                     assert replace[0] in source, replace
                     source = source.replace(*replace)
-                namespace = {"torch": torch, "F": F, "bce": F.binary_cross_entropy_with_logits,
-                             "generated_pairs": generated_pairs}
+                namespace = {"torch": torch, "F": F, "bce": F.binary_cross_entropy_with_logits, "course": course}
                 exec(compile(source, f"{notebook}:{name}", "exec"), namespace)
                 return namespace[name]
     raise AssertionError(f"{notebook} defines no function {name}()")
@@ -106,3 +107,22 @@ def test_chapter5_refinement_is_refine_latent(steps):
     package, _ = refine_latent(generator, z_start, photos, y, steps=steps)
     assert torch.allclose(shown, package, atol=1e-6)
     assert all(p.requires_grad for p in generator.parameters())
+
+
+def test_chapter5_cleaning_is_the_package_cleaning_with_its_default_settings():
+    torch.manual_seed(0)
+    raw, average, photos = torch.randn(3, 3, 32, 32) * 0.2, torch.randn(3, 3, 32, 32) * 0.05, torch.rand(3, 3, 32, 32) * 2 - 1
+    shown = notebook_function("05_aging.ipynb", "clean")(raw, average, photos)
+    assert torch.allclose(shown, clean_change_with_average(raw, average, EditSettings(), guide=photos), atol=1e-6)
+
+
+def test_chapter5_cleaning_defaults_are_the_packages():
+    """The settings written on the page are EditSettings' defaults (changed by scripts/tune_edit.py)."""
+    import inspect
+
+    defaults = inspect.signature(notebook_function("05_aging.ipynb", "clean")).parameters
+    settings = EditSettings()
+    assert settings.smoothing == 1, "the page's clean() has no box filter"
+    assert (defaults["mask_scale"].default, defaults["model_weight"].default, defaults["radius"].default,
+            defaults["eps"].default) == (settings.mask_scale, settings.model_weight, settings.guide_radius,
+                                         settings.guide_eps)

@@ -1,9 +1,9 @@
 """A chapter opened on its own (as on Colab) rebuilds what the earlier chapters would have made.
 
-Each setup cell of chapters 2-5 is taken from the committed notebook and run on
+Each setup cell of chapters 2-6 is taken from the committed notebook and run on
 an empty course home, with the course's sizes shrunk (a 240-photo mini-wiki, a
-few training steps) so that the proof costs seconds instead of the ~9 minutes
-of the real rebuild. The browser test then runs chapter 5 on a trained home.
+few training steps) so that the proof costs seconds instead of minutes: with the
+course's shipped models, and with the learner's own (USE_COURSE_MODELS = False).
 """
 from pathlib import Path
 
@@ -16,19 +16,24 @@ import course_utils.data.mini_wiki as mini_wiki
 from course_utils import course, paths
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-# The checkpoints each chapter's setup must leave behind on an empty home.
+# The checkpoints each chapter's setup must leave behind on an empty home when it uses the learner's
+# own models (USE_COURSE_MODELS = False); with the course's shipped models it trains nothing.
 NEEDS = {
     "02_cgan.ipynb": set(),
-    "03_conditioning.ipynb": {"gan.pt"},
-    "04_encoder.ipynb": {"gan.pt"},
+    "03_conditioning.ipynb": {"gan.pt", "classifier.pt"},
+    "04_encoder.ipynb": {"gan.pt", "classifier.pt"},
     "05_aging.ipynb": {"gan.pt", "classifier.pt", "encoder.pt"},
 }
 
 
-def setup_cell(notebook: str) -> str:
+def setup_cell(notebook: str, use_course_models: bool = True) -> str:
     cells = nbformat.read(NOTEBOOKS / notebook, as_version=4).cells
     start = next(i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Setup"))
-    return next(c for c in cells[start + 1:] if c.cell_type == "code").source
+    source = next(c for c in cells[start + 1:] if c.cell_type == "code").source
+    if not use_course_models:
+        assert "USE_COURSE_MODELS = True" in source
+        source = source.replace("USE_COURSE_MODELS = True", "USE_COURSE_MODELS = False")
+    return source
 
 
 @pytest.fixture
@@ -47,25 +52,34 @@ def test_setup_cell_gets_earlier_outputs_only_through_ensure(notebook):
     source = setup_cell(notebook)
     assert "course.ensure_faces()" in source
     assert "load_generator" not in source and "load_encoder" not in source and "torch.load" not in source
+    if notebook != "02_cgan.ipynb":
+        assert "course.chapter_models(faces, USE_COURSE_MODELS" in source
 
 
 @pytest.mark.parametrize("notebook", sorted(NEEDS))
 def test_chapter_setup_runs_on_an_empty_home(notebook, tiny_course, tmp_path, monkeypatch, capsys):
+    """With the course's models a chapter trains nothing; with your own it rebuilds what it lacks."""
     monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path / "empty_home"))
-    exec(compile(setup_cell(notebook), notebook, "exec"), {"__name__": "__main__"})
-    made = {path.name for path in paths.run_dir().glob("*.pt")}
-    assert NEEDS[notebook] <= made, made
+    namespace = {"__name__": "__main__"}
+    exec(compile(setup_cell(notebook), notebook, "exec"), namespace)
+    assert not list(paths.run_dir().glob("*.pt"))
+    if "models" in namespace:
+        assert namespace["models"].from_course
     if NEEDS[notebook]:
+        exec(compile(setup_cell(notebook, use_course_models=False), notebook, "exec"), {"__name__": "__main__"})
+        made = {path.name for path in paths.run_dir().glob("*.pt")}
+        assert NEEDS[notebook] <= made, made
         assert "is missing: rebuilding" in capsys.readouterr().out
 
 
 def test_chapter1_age_groups_carry_over_to_later_chapters(tiny_course, tmp_path, monkeypatch, capsys):
-    """A learner changes the groups in chapter 1: chapters 2-5 follow with no other edit,
-    and models trained for the old groups are retrained, not reused."""
+    """A learner changes the groups in chapter 1: chapters 2-5 follow with no other edit. The course's
+    two-group models do not fit three groups, so chapter 5 says so and uses (and retrains) the learner's own."""
     from course_utils.data import load_face_cache
 
     monkeypatch.setenv("FACE_AGING_HOME", str(tmp_path / "home"))
-    exec(compile(setup_cell("05_aging.ipynb"), "05_aging.ipynb", "exec"), {"__name__": "__main__"})
+    exec(compile(setup_cell("05_aging.ipynb", use_course_models=False), "05_aging.ipynb", "exec"),
+         {"__name__": "__main__"})
     assert "rebuilding" in capsys.readouterr().out
 
     three = [(20, 30), (40, 50), (60, 70)]
@@ -73,6 +87,7 @@ def test_chapter1_age_groups_carry_over_to_later_chapters(tiny_course, tmp_path,
     namespace = {"__name__": "__main__"}
     exec(compile(setup_cell("05_aging.ipynb"), "05_aging.ipynb", "exec"), namespace)
     out = capsys.readouterr().out
+    assert "Using your own models instead of the course's" in out and "3 groups" in out
     assert out.count("retraining it") == 3, out  # generator, classifier, encoder
     assert namespace["faces"].age_groups == tuple(three)
     assert namespace["generator"].n_classes == namespace["classifier"].n_classes == 3
