@@ -1,7 +1,7 @@
-"""Run every chapter notebook in order, in place, and print one summary row per chapter.
+"""Run every chapter notebook and the appendix in order, in place, and print one summary row per chapter.
 
-Used by ``make course``. Each notebook is executed with nbclient in ``notebooks/``
-so that the committed outputs are exactly those of this run.
+Used by ``make course``; ``--only solutions`` runs the solutions notebook. Each notebook is executed
+with nbclient in ``notebooks/`` so that the committed outputs are exactly those of this run.
 """
 from __future__ import annotations
 
@@ -57,8 +57,11 @@ def main() -> int:
     from course_utils.course import format_figures, read_summary  # after FACE_AGING_HOME is set
 
     rows = []
-    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        if args.only and not any(path.name.startswith(p) for p in args.only):
+    chapters = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + [NOTEBOOKS / "appendix_under_the_hood.ipynb"]
+    # The solutions notebook runs in `make test` (and by name here): it retrains several short runs.
+    for path in chapters + [NOTEBOOKS / "solutions.ipynb"]:
+        if (args.only and not any(path.name.startswith(p) for p in args.only)) or (
+                not args.only and path.name == "solutions.ipynb"):
             continue
         print(f"== running {path.name}", flush=True)
         try:
