@@ -178,7 +178,7 @@ class Trainer:
         return curve, stop
 
     def write(self, name: str, kind: str, config: dict, model, curve: pd.DataFrame, unit: str,
-              figures: dict) -> None:
+              figures: dict, length: int | None = None) -> None:
         """Write ``<out>/<name>.pt`` (fp16 weights) and its model card ``<name>.json``."""
         from course_utils.checkpoints import save_checkpoint
         from course_utils.pretrained import architecture_signature, file_sha256
@@ -195,7 +195,7 @@ class Trainer:
             "data": {"dataset": self.dataset, "renderer_version": self.renderer_version,
                      "train_faces": int(len(self.train_idx)), "held_out_faces": int(len(self.val_idx)),
                      "split": "FaceCache.split (by person)"},
-            "config": config, unit: int(curve[unit].max()),
+            "config": config, unit: int(length if length is not None else curve[unit].max()),
             "architecture": architecture_signature(model),
             "wall_seconds": round(self.clock.get(name, 0.0), 1), "machine": machine(), "commit": commit(),
             "trained_by": "scripts/train_course_models.py", "size": self.size,
@@ -232,7 +232,7 @@ class Trainer:
         self.add_time("classifier", time.perf_counter() - started)
         scores = evaluate_classifier(model, faces.images[va], faces.labels[va])
         self.write("classifier", "classifier", model.config(), model, curve, "epoch",
-                   {"epochs": best, "val_balanced_acc": scores["balanced_accuracy"], "val_acc": scores["accuracy"]})
+                   {"val_balanced_acc": scores["balanced_accuracy"], "val_acc": scores["accuracy"]}, length=best)
 
     # ---------------------------------------------------------------- chapter 2's GAN
     def gan(self) -> None:
@@ -325,8 +325,7 @@ class Trainer:
         judge = judges[best] if best in judges else fit(best)  # a resumed run trains it again
         self.add_time("age_judge", time.perf_counter() - started)
         config = {"image_size": judge.image_size, "width": judge.width, "blocks": 4}
-        self.write("age_judge", "age_judge", config, judge, curve, "epoch",
-                   {"epochs": best, **measure(judge)})
+        self.write("age_judge", "age_judge", config, judge, curve, "epoch", measure(judge), length=best)
 
     def axis(self) -> None:
         from course_utils import age_axis, conditions
@@ -440,15 +439,57 @@ class GroundTruthProbe:
                 "edit_vs_mean_difference": self._rms(self.photos + cleaned) / self.baseline}
 
 
+def report(folder: Path) -> None:
+    """Print a Markdown table of the shipped models' cards and plot their curves into assets/."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from course_utils import pretrained
+
+    lines = ["| model | trained for | wall time | held-out figures |", "|---|---|---|---|"]
+    for name in pretrained.MODELS:
+        card = pretrained.card(name, folder)
+        figures = ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+                            for key, value in card["figures"].items())
+        lines.append(f"| `{name}` | {card[card['curve_unit']]:,} {card['curve_unit']}s | "
+                     f"{card['wall_seconds'] / 60:.0f} min | {figures} |")
+    print("\n".join(lines))
+    print(f"\nmachine: {pretrained.card('gan', folder)['machine']['cpu']}; commit {pretrained.card('gan', folder)['commit']}")
+    panels = [("gan", ["speckle", "speckle_as_trained"], "speckle (generated / real)"),
+              ("gan", ["accuracy", "flip_rate"], "conditioning (chapter 3's judge)"),
+              ("gan", ["raw_edit_vs_mean_difference", "edit_vs_mean_difference"], "RMS to truth / average only"),
+              ("encoder", ["unexplained_variance"], "unexplained variance of z"),
+              ("axis_gan_thermometer", ["years_off"], "years off the diagonal"),
+              ("axis_gan_six-groups", ["years_off"], "years off the diagonal")]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    for ax, (name, columns, label) in zip(axes.flat, panels):
+        curve = pretrained.curve(name, folder)
+        for column in columns:
+            ax.plot(curve["step"], curve[column], marker=".", label=column)
+        ax.set(title=name, xlabel="training step", ylabel=label)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = ROOT / "assets" / "course_model_curves.png"
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", type=Path, required=True, help="course home for the data and the training runs")
+    parser.add_argument("--home", type=Path, help="course home for the data and the training runs")
     parser.add_argument("--out", type=Path, default=None,
                         help="where the models and cards go (default: course_utils/pretrained; tiny runs: <home>/pretrained)")
     parser.add_argument("--size", choices=SIZES, default="course")
     parser.add_argument("--only", nargs="+", choices=STAGES, default=STAGES)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    parser.add_argument("--report", action="store_true", help="print the cards as a table and plot their curves")
     args = parser.parse_args()
+    if args.report:
+        return report(args.out or ROOT / "course_utils" / "pretrained")
+    if args.home is None:
+        parser.error("--home is needed to train")
     home = args.home.resolve()
     out = args.out or (home / "pretrained" if args.size == "tiny" else ROOT / "course_utils" / "pretrained")
     if args.size == "tiny" and out.resolve() == (ROOT / "course_utils" / "pretrained").resolve():
