@@ -45,11 +45,11 @@ class Schedule:
 SIZES = {
     "course": {
         "gan": Schedule(chunk=500, minimum=4000, cap=20000, window=3),
-        "encoder": Schedule(chunk=500, minimum=2000, cap=10000, window=2),
+        "encoder": Schedule(chunk=500, minimum=4000, cap=12000, window=2),
         "classifier": Schedule(chunk=1, minimum=1, cap=30, window=1),  # one run to the cap, the best epoch kept
         "age_judge": Schedule(chunk=0, minimum=4, cap=64, window=1),  # runs of 4, 8, 16, ... epochs
         "axis_gan": Schedule(chunk=1000, minimum=6000, cap=40000, window=3),
-        "axis_encoder": Schedule(chunk=500, minimum=2000, cap=8000, window=2),
+        "axis_encoder": Schedule(chunk=500, minimum=6000, cap=12000, window=2),
     },
     "tiny": {
         "gan": Schedule(chunk=10, minimum=20, cap=30, window=1),
