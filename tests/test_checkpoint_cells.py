@@ -330,7 +330,7 @@ def test_chapter6_checkpoint(broken):
         return fit, pairs.groupby("gap")[methods].mean()
 
     fit, by_gap = measured(LevelGenerator(obeys=not broken))
-    visible = pd.DataFrame({"edit: judged change (years)": [15.0, -14.0]}, index=["+20 years", "-20 years"])
+    visible = pd.DataFrame({"raw edit: judged change (years)": [15.0, -14.0]}, index=["+20 years", "-20 years"])
     variables = dict(judge_scores={"judge_mae": 3.0, "mean_baseline_mae": 15.0}, better="thermometer",
                      fits=pd.DataFrame([fit], index=["thermometer"]), by_gap=by_gap, visible=visible,
                      models=SimpleNamespace(from_course=True))
@@ -345,7 +345,7 @@ def test_chapter6_checkpoint(broken):
             run_checkpoint("06_age_axis.ipynb", **{**variables, "fits": pd.DataFrame([good_fit], index=["thermometer"])})
     else:
         run_checkpoint("06_age_axis.ipynb", **variables)
-        faint = pd.DataFrame({"edit: judged change (years)": [8.0, -14.0]}, index=["+20 years", "-20 years"])
+        faint = pd.DataFrame({"raw edit: judged change (years)": [8.0, -14.0]}, index=["+20 years", "-20 years"])
         with pytest.raises(AssertionError, match="should look older"):
             run_checkpoint("06_age_axis.ipynb", **{**variables, "visible": faint})
         run_checkpoint("06_age_axis.ipynb", **{**variables, "visible": faint, "models": SimpleNamespace(from_course=False)})
