@@ -39,9 +39,9 @@ class EditSettings:
     """
 
     smoothing: int = 1
-    mask_scale: float = 0.05
-    model_weight: float = 0.4
-    guide_radius: int = 4
+    mask_scale: float = 0.025
+    model_weight: float = 0.6
+    guide_radius: int = 2
     guide_eps: float = 1e-4
 
     def __post_init__(self):

@@ -230,7 +230,8 @@ def test_guided_filter_runs_without_group_means(models):
     guided = age_face(face, 1, generator, encoder, source=0, refine_steps=2, edit_settings=EditSettings(smoothing=1))
     photo = torch.as_tensor(face, dtype=torch.float32).permute(2, 0, 1)[None] / 127.5 - 1
     change = torch.as_tensor(raw.change).permute(2, 0, 1)[None] / 127.5
-    expected = guided_filter(photo, change, 4, 1e-4)[0].permute(1, 2, 0).numpy() * 127.5
+    settings = EditSettings()
+    expected = guided_filter(photo, change, settings.guide_radius, settings.guide_eps)[0].permute(1, 2, 0).numpy() * 127.5
     assert np.allclose(guided.change, expected, atol=1e-3)
     assert not np.allclose(guided.change, raw.change, atol=1e-3)
 
