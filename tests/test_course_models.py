@@ -110,6 +110,14 @@ def test_the_shipped_models_fit_the_size_budget():
     assert total <= 25e6, f"{total / 1e6:.1f} MB"
 
 
+def test_a_pip_installed_course_gets_the_models_as_package_data():
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert {"pretrained/*.pt", "pretrained/*.json"} <= set(declared["course_utils"])
+    assert pretrained.FOLDER == ROOT / "course_utils" / "pretrained"
+
+
 def test_the_signature_sees_an_architecture_change():
     """The staleness check can fail: the same weights in a model with one layer changed sign differently."""
     from torch import nn
