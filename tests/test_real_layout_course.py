@@ -137,6 +137,6 @@ def test_chapters_1_to_5_on_a_real_layout_wiki_mirror(mirror, tmp_path, monkeypa
     assert not (home / "runs" / "mini-wiki").exists()
     # A smoke run's encoder cannot beat the mean face on real photos (13.3 vs 15.4 dB measured), and its
     # 120-step generator has not learnt mini-wiki's subtle age cues (conditioning accuracy 0.50): chapters
-    # 4 and 3 say so instead of asserting it; every other check still runs.
-    assert "smoke run: held-out reconstructions are not compared" in cell_text(checkpoint_cell(executed["04_encoder"]))
-    assert "smoke run: the conditioning is reported, not checked" in cell_text(checkpoint_cell(executed["03_conditioning"]))
+    # 4 and 3 report them (and say the mini-wiki thresholds do not apply, checked above) instead of asserting them.
+    assert "held-out PSNR" in cell_text(checkpoint_cell(executed["04_encoder"]))
+    assert "conditioning accuracy" in cell_text(checkpoint_cell(executed["03_conditioning"]))
