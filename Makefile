@@ -15,7 +15,7 @@ COURSE_HOME ?= $(CURDIR)/.course_data/course
 TEST_HOME ?= $(CURDIR)/.course_data/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup course test unit nbval browser lab benchmarks clean lock site site-and-nbval
+.PHONY: setup course test unit nbval browser lab benchmarks clean lock site
 
 setup: $(VENV)/.installed
 
@@ -42,7 +42,7 @@ course: setup
 	$(PY) scripts/run_course.py --home $(COURSE_HOME)
 
 unit: setup
-	OMP_NUM_THREADS=1 FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
+	FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
 
 # The options live in pyproject.toml, so `pytest --nbval notebooks/` typed by hand does the same.
 # The chapters run under CPU kernels other than those `make course` used for the committed
@@ -76,15 +76,11 @@ $(SITE_VENV)/.installed: pyproject.toml $(LOCK)
 	$(SITE_VENV)/bin/python -m pip install --quiet --constraint $(LOCK) --group site
 	touch $@
 
-# The unit tests (one thread each) run beside the site build and nbval (which trains with torch's
-# threads): on 2 cores that saves about a third of the wall time. The browser tests need nbval's home.
 test: setup
-	$(MAKE) --no-print-directory -j2 --output-sync=target unit site-and-nbval
-	$(MAKE) --no-print-directory browser
-
-site-and-nbval: setup
-	$(MAKE) --no-print-directory site
-	$(MAKE) --no-print-directory nbval
+	$(MAKE) unit
+	$(MAKE) site
+	$(MAKE) nbval
+	$(MAKE) browser
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks
