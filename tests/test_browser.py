@@ -33,7 +33,6 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOK_OVERRIDE_ENV = "FACE_AGING_BROWSER_NOTEBOOK"
 WARM_HOME_ENV = "FACE_AGING_BROWSER_HOME"
-CHECKPOINTS = ("gan.pt", "classifier.pt", "encoder.pt")
 LAB_START_TIMEOUT_S = 120
 RUN_ALL_TIMEOUT_S = 1500  # chapter 05 on an empty home retrains everything: ~9 min on 2 cores
 IMAGE_UPDATE_TIMEOUT_S = 60
@@ -110,9 +109,8 @@ def fresh_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "course_home"
     warm = os.environ.get(WARM_HOME_ENV)
     if warm:
-        missing = [name for name in CHECKPOINTS if not list((Path(warm) / "runs").glob(f"*/{name}"))]
-        if missing:
-            pytest.fail(f"{WARM_HOME_ENV}={warm} lacks {missing}; run `make nbval` first")
+        if not (Path(warm) / "cache").is_dir():  # chapter 5 ages with the shipped models: it needs the faces
+            pytest.fail(f"{WARM_HOME_ENV}={warm} has no face cache; run `make nbval` first")
         shutil.copytree(warm, home, symlinks=True)
     else:
         home.mkdir()
@@ -254,5 +252,5 @@ def test_age_slider_rerenders_image(lab_server, page, artifacts_dir, fresh_home)
         models_after = _checkpoint_digests(fresh_home)
         if models_before:  # a warm home: the chapter must have loaded, not retrained, the models
             assert models_after == models_before, "chapter 05 retrained models it should have loaded"
-        else:  # an empty home: the chapter ran alone, so it must have rebuilt what it needs
-            assert set(CHECKPOINTS) <= set(models_after), models_after
+        else:  # an empty home: the chapter ran alone, so it must have rebuilt the faces it ages
+            assert (fresh_home / "cache").is_dir()
