@@ -127,7 +127,7 @@ def train_age_judge(images_uint8: np.ndarray, ages, epochs: int = 8, batch_size:
     return judge.eval(), pd.DataFrame(rows)
 
 
-def save_age_judge(judge: AgeJudge, path, history: pd.DataFrame | None = None) -> None:
+def _save_age_judge(judge: AgeJudge, path, history: pd.DataFrame | None = None) -> None:
     """Write an age judge as an "age_judge" checkpoint (atomic, plain tensors and values)."""
     config = {"image_size": judge.image_size, "width": judge.width,
               "blocks": sum(isinstance(layer, nn.Conv2d) for layer in judge.features)}
@@ -139,7 +139,7 @@ def save_age_judge(judge: AgeJudge, path, history: pd.DataFrame | None = None) -
 
 
 def load_age_judge(path) -> AgeJudge:
-    """An age judge saved by :func:`save_age_judge`, in eval mode on the CPU."""
+    """An age judge saved by :func:`_save_age_judge`, in eval mode on the CPU."""
     checkpoint = load_checkpoint(path, "age_judge")
     judge = AgeJudge(**checkpoint["config"])
     try:

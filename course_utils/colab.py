@@ -45,7 +45,7 @@ def raw_file_url(path_in_repository: str) -> str:
     return f"https://raw.githubusercontent.com/{REPO_SLUG}/{REF}/{path_in_repository}"
 
 
-def badge_markdown(notebook_name: str) -> str:
+def _badge_markdown(notebook_name: str) -> str:
     return (f'<a href="{colab_url(notebook_name)}" target="_parent" id="{BADGE_MARKER}">'
             '<img src="https://colab.research.google.com/assets/colab-badge.svg" '
             'alt="Open In Colab"/></a>')
@@ -75,7 +75,7 @@ def _checkout() -> Path:
     return root
 
 
-def colab_requirements() -> list[str]:
+def _colab_requirements() -> list[str]:
     """What the bootstrap installs besides the package: pyproject's dependencies at the lock's versions,
     less those Colab brings (never reinstalled) and those Colab keeps when its version is within bounds."""
     import tomllib
@@ -95,7 +95,7 @@ def colab_requirements() -> list[str]:
 def bootstrap_source() -> str:
     # --no-deps for the course package, then its other dependencies one by one, so pip keeps
     # Colab's own torch, torchvision and numpy.
-    requirements = " ".join(f'"{requirement}"' for requirement in colab_requirements())
+    requirements = " ".join(f'"{requirement}"' for requirement in _colab_requirements())
     return f"""{BOOTSTRAP_MARKER}: on Colab, install the course package; elsewhere do nothing.
 import sys
 if "google.colab" in sys.modules:
@@ -103,7 +103,7 @@ if "google.colab" in sys.modules:
     %pip install -q {requirements}"""
 
 
-def figure_data_uri(path: Path) -> str:
+def _figure_data_uri(path: Path) -> str:
     return f"data:{IMAGE_TYPES[path.suffix.lower()]};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
@@ -117,13 +117,13 @@ def figure_file(source: str, title: str | None) -> str | None:
     return None
 
 
-def embed_figures(markdown: str, root: Path) -> str:
+def _embed_figures(markdown: str, root: Path) -> str:
     """Every image of ``markdown`` that shows a repository file, embedded from that file as it is now."""
     def embedded(match: re.Match) -> str:
         name = figure_file(match["source"], match["title"])
         if name is None:
             return match.group(0)
-        return f'![{match["alt"]}]({figure_data_uri(root / name)} "{name}")'
+        return f'![{match["alt"]}]({_figure_data_uri(root / name)} "{name}")'
 
     return MARKDOWN_IMAGE.sub(embedded, markdown)
 
@@ -138,7 +138,7 @@ def apply_to_notebook(path: Path) -> bool:
     first = notebook.cells[0]
     lines = first.source.split("\n")
     body = [line for line in lines if BADGE_MARKER not in line]
-    first.source = "\n".join([badge_markdown(path.name)] + body)
+    first.source = "\n".join([_badge_markdown(path.name)] + body)
     second = notebook.cells[1] if len(notebook.cells) > 1 else None
     if second is not None and second.cell_type == "code" and second.source.startswith(BOOTSTRAP_MARKER):
         second.source = bootstrap_source()
@@ -146,7 +146,7 @@ def apply_to_notebook(path: Path) -> bool:
         notebook.cells.insert(1, nbformat.v4.new_code_cell(bootstrap_source()))
     for cell in notebook.cells:
         if cell.cell_type == "markdown":
-            cell.source = embed_figures(cell.source, root)
+            cell.source = _embed_figures(cell.source, root)
     notebook.metadata["accelerator"] = "GPU"  # Colab's hint to pick a GPU runtime
     notebook.metadata.setdefault("colab", {})["provenance"] = []
     after = nbformat.writes(notebook)

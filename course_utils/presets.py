@@ -10,19 +10,19 @@ improving or they reached their cap (``scripts/train_course_models.py``); ``cour
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class RunPreset:
     """How long and how wide one kind of run trains, and what that costs."""
 
-    purpose: str
-    gan_steps: int
-    gan_width: int
-    gan_batch: int
-    encoder_steps: int
-    classifier_epochs: int
+    purpose: str = field(metadata={"help": "what the row is for; the appendix's table shows it"})
+    gan_steps: int = field(metadata={"help": "chapter 2's GAN: steps, each one D step and one G step on a batch"})
+    gan_width: int = field(metadata={"help": "the GAN's base channel count"})
+    gan_batch: int = field(metadata={"help": "faces per GAN step"})
+    encoder_steps: int = field(metadata={"help": "chapter 4's encoder: steps, each on fresh (G(z, y), z) pairs"})
+    classifier_epochs: int = field(metadata={"help": "chapter 3's age-group classifier, which measures conditioning"})
     encoder_width: int = 32
     encoder_hidden: int = 512
     encoder_batch: int = 128

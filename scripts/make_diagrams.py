@@ -32,6 +32,12 @@ def arrow(ax, start, end, text=None, colour="#444444"):
                 color=colour)
 
 
+def link(ax, *boxes):
+    """Arrows from each box's right edge to the next one's left edge."""
+    for a, b in zip(boxes, boxes[1:]):
+        arrow(ax, right(a), left(b))
+
+
 def right(b):
     return (b[0] + b[2], b[1] + b[3] / 2)
 
@@ -57,22 +63,18 @@ def cgan_diagram(path: Path) -> None:
     arrow(ax, right(z), (2.4, 3.95))
     arrow(ax, right(y), (2.4, 3.85))
     convs = box(ax, 4.7, 3.55, 4.2, 0.7, "ConvTranspose ×5 (BatchNorm, ReLU)\n1×1 → 4 → 8 → 16 → 32 → 64", "net")
-    arrow(ax, right(cat), left(convs))
     fake = box(ax, 9.5, 3.55, 1.5, 0.7, "face 3×64×64\n(tanh)", "data")
-    arrow(ax, right(convs), left(fake))
+    link(ax, cat, convs, fake)
 
     ax.text(0.2, 2.45, "Discriminator D(x, y)", fontsize=12, weight="bold")
     x = box(ax, 0.2, 1.15, 1.6, 0.7, "face x: real,\nor from G", "data")
     stem = box(ax, 2.4, 1.15, 1.7, 0.7, "Conv 4×4, s2\nLeakyReLU", "net")
-    arrow(ax, right(x), left(stem))
     maps = box(ax, 2.4, 0.1, 1.7, 0.7, "label maps from y\nK×32×32", "age")
     join = box(ax, 4.7, 1.15, 1.9, 0.7, "concatenate\n(32+K)×32×32", "net")
-    arrow(ax, right(stem), left(join))
     arrow(ax, right(maps), (4.7, 1.3))
     rest = box(ax, 7.2, 1.15, 2.6, 0.7, "Conv ×3 (BatchNorm,\nLeakyReLU) → 4×4", "net")
-    arrow(ax, right(join), left(rest))
     logit = box(ax, 10.4, 1.15, 1.6, 0.7, "Conv → 1 logit\nreal for age y?", "loss")
-    arrow(ax, right(rest), left(logit))
+    link(ax, x, stem, join, rest, logit)
     ax.text(9.5, 2.9, "G's faces go to D with the age they were asked for", fontsize=8, style="italic")
     arrow(ax, (10.25, 3.55), (1.0, 1.9), colour="#999999")
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -87,16 +89,13 @@ def pipeline_diagram(path: Path) -> None:
     crop = box(ax, 2.2, 1.9, 1.7, 1.0, "crop the face\n64×64", "net")
     encoder = box(ax, 4.4, 1.9, 1.7, 1.0, "encoder E\n→ first z", "net")
     refine = box(ax, 6.6, 1.9, 2.3, 1.0, "refine z:\nmin ‖G(z, y_src) − x‖²\n+ prior on ‖z‖", "loss")
-    for a, b in ((photo, crop), (crop, encoder), (encoder, refine)):
-        arrow(ax, right(a), left(b))
+    link(ax, photo, crop, encoder, refine)
     redraw = box(ax, 9.6, 3.0, 2.3, 0.8, "G(z, y_target)", "net")
     out_redraw = box(ax, 12.6, 3.0, 2.6, 0.8, "redraw: the face\ndrawn again", "data")
     change = box(ax, 9.6, 1.2, 2.3, 1.1, "change:\nG(z, y_target) − G(z, y_src)\nmask · blend · guided filter", "net")
     out_edit = box(ax, 12.6, 1.2, 2.6, 1.1, "edit (default):\nthe photo + the change", "data")
-    arrow(ax, right(refine), left(redraw))
-    arrow(ax, right(refine), left(change))
-    arrow(ax, right(redraw), left(out_redraw))
-    arrow(ax, right(change), left(out_edit))
+    link(ax, refine, redraw, out_redraw)
+    link(ax, refine, change, out_edit)
     ax.plot([0.95, 0.95, 13.9], [1.9, 0.85, 0.85], color="#999999", linewidth=1.2)  # the photo, to the edit
     arrow(ax, (13.9, 0.85), (13.9, 1.2), colour="#999999")
     ax.text(1.1, 0.6, "the photo itself goes into the edit: its detail, background and identity stay", fontsize=8,

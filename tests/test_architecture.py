@@ -1,4 +1,4 @@
-"""The package's structure: imports go one way (no cycles), and chapters import little."""
+"""The package's structure: imports go one way (no cycles), modules are not grab bags, chapters import little."""
 import ast
 from pathlib import Path
 
@@ -108,3 +108,26 @@ def test_the_import_counter_counts():
     assert course_imports("from course_utils.models import Generator\nfrom course_utils import paths, course") == {
         "course_utils.models", "course_utils.course,course_utils.paths"}
     assert course_imports("%pip install x\nimport torch") == set()
+
+
+# training.py keeps a run's life cycle together (start, resume, save, finish, and the seeds and device
+# helpers every trainer needs): 13 functions, one over.
+PUBLIC_FUNCTION_LIMIT = {"course_utils.training": 13}
+
+
+def public_functions(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    return [node.name for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_")]
+
+
+def test_no_module_is_a_grab_bag_of_public_functions():
+    crowded = {module_name(path): len(public_functions(path)) for path in PACKAGE.rglob("*.py")
+               if len(public_functions(path)) > PUBLIC_FUNCTION_LIMIT.get(module_name(path), 12)}
+    assert not crowded, f"modules with more public functions than their limit: {crowded}"
+
+
+def test_the_public_function_counter_counts(tmp_path):
+    source = tmp_path / "sample.py"
+    source.write_text("def a():\n    def inner():\n        pass\n\ndef _hidden():\n    pass\n\nclass C:\n    def m(self):\n        pass\n")
+    assert public_functions(source) == ["a"]

@@ -11,6 +11,7 @@ import scipy.io
 
 from course_utils.data import filter_faces, read_imdb_wiki_metadata
 from course_utils.data.metadata import age_at_photo, datenum_to_birth_dates
+from course_utils.data.mini_wiki import cell_row
 
 
 def datenum(year, month, day):
@@ -21,26 +22,19 @@ def datenum(year, month, day):
 def write_real_layout_mat(path, rows, struct_name="wiki", celeb=False, date_dtype=None):
     """A .mat laid out like the real wiki.mat: one struct of 1xN rows, cells for strings and boxes."""
     n = len(rows)
-
-    def cells(values):
-        out = np.empty((1, n), dtype=object)
-        for i, value in enumerate(values):
-            out[0, i] = value
-        return out
-
     struct = {
         "dob": np.array([[r["dob"] for r in rows]], dtype=date_dtype or np.int32),
         "photo_taken": np.array([[r["photo_taken"] for r in rows]], dtype=date_dtype or np.uint16),
-        "full_path": cells(np.array([r["full_path"]]) for r in rows),
+        "full_path": cell_row(np.array([r["full_path"]]) for r in rows),
         "gender": np.array([[r["gender"] for r in rows]], dtype=np.float64),
-        "name": cells(np.array([r["name"]]) if r["name"] else np.array([], dtype="<U1") for r in rows),
-        "face_location": cells(np.array([r["box"]], dtype=np.float64) for r in rows),
+        "name": cell_row(np.array([r["name"]]) if r["name"] else np.array([], dtype="<U1") for r in rows),
+        "face_location": cell_row(np.array([r["box"]], dtype=np.float64) for r in rows),
         "face_score": np.array([[r["face_score"] for r in rows]], dtype=np.float64),
         "second_face_score": np.array([[r["second"] for r in rows]], dtype=np.float64),
     }
     if celeb:
         struct["celeb_id"] = np.arange(1, n + 1, dtype=np.uint16)[None, :]
-        struct["celeb_names"] = cells(np.array([f"Celeb {i}"]) for i in range(n))
+        struct["celeb_names"] = cell_row(np.array([f"Celeb {i}"]) for i in range(n))
     scipy.io.savemat(str(path), {struct_name: struct})
     return path
 

@@ -190,17 +190,19 @@ def _render_chunk(chunk) -> list:
     return [_render_entry(args) for args in chunk]
 
 
+def cell_row(values) -> np.ndarray:
+    """A 1xN MATLAB cell array (what ``scipy.io.savemat`` writes for an object array) of ``values``."""
+    values = list(values)
+    out = np.empty((1, len(values)), dtype=object)
+    for i, value in enumerate(values):
+        out[0, i] = value
+    return out
+
+
 def _mat_bytes(identities: dict, entries: list[dict], boxes: list, seed: int) -> bytes:
     """wiki.mat in the real layout (struct ``wiki``; cells for strings and boxes)."""
     rng = np.random.default_rng(seed + 1)
     n = len(entries)
-
-    def cells(values):
-        out = np.empty((1, n), dtype=object)
-        for i, value in enumerate(values):
-            out[0, i] = value
-        return out
-
     face_score = np.round(rng.uniform(1.2, 6.5, n), 4)
     second = np.full(n, np.nan)
     locations, names, genders = [], [], []
@@ -221,10 +223,10 @@ def _mat_bytes(identities: dict, entries: list[dict], boxes: list, seed: int) ->
     struct = {
         "dob": np.array([[e["dob"] for e in entries]], dtype=np.int32),
         "photo_taken": np.array([[e["photo_taken"] for e in entries]], dtype=np.uint16),
-        "full_path": cells(np.array([e["full_path"]]) for e in entries),
+        "full_path": cell_row(np.array([e["full_path"]]) for e in entries),
         "gender": np.array([genders], dtype=np.float64),
-        "name": cells(names),
-        "face_location": cells(locations),
+        "name": cell_row(names),
+        "face_location": cell_row(locations),
         "face_score": face_score[None, :],
         "second_face_score": second[None, :],
     }
