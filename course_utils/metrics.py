@@ -40,10 +40,13 @@ def ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 2.0) -> torch.Ten
     if min(height, width) < SSIM_WINDOW:
         raise ValueError(f"ssim needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {height}x{width}")
     a, b = a.double(), b.double()  # variances are small differences of large terms
-    window = _gaussian_window(SSIM_WINDOW, SSIM_SIGMA, a.device).expand(channels, 1, -1, -1)
+    down = _valid_filter_matrix(_gaussian_profile(SSIM_WINDOW, SSIM_SIGMA, a.device), height).T
+    across = _valid_filter_matrix(_gaussian_profile(SSIM_WINDOW, SSIM_SIGMA, a.device), width)
 
     def local_mean(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, window, groups=channels)  # one filter per channel
+        # The Gaussian window is separable: filter the columns, then the rows, each as one matrix
+        # product (a float64 convolution has no fast CPU kernel; a float64 matmul has).
+        return down @ x @ across
 
     mean_a, mean_b = local_mean(a), local_mean(b)
     var_a = local_mean(a * a) - mean_a**2
@@ -97,11 +100,19 @@ def mean_pairwise_distance(images: torch.Tensor, chunk_size: int = 256) -> float
     return float(total / pairs)
 
 
-def _gaussian_window(size: int, sigma: float, device) -> torch.Tensor:
+def _valid_filter_matrix(profile: torch.Tensor, length: int) -> torch.Tensor:
+    """(length, length - k + 1) matrix M: ``x @ M`` filters the last axis of x, valid positions only."""
+    k = len(profile)
+    matrix = profile.new_zeros(length, length - k + 1)
+    for start in range(length - k + 1):
+        matrix[start:start + k, start] = profile
+    return matrix
+
+
+def _gaussian_profile(size: int, sigma: float, device) -> torch.Tensor:
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     profile = torch.exp(-(coords**2) / (2 * sigma**2))
-    profile /= profile.sum()
-    return torch.outer(profile, profile)[None, None]
+    return profile / profile.sum()
 
 
 def _paired_batches(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
