@@ -155,9 +155,15 @@ def apply_to_notebook(path: Path) -> bool:
     return after != before
 
 
+def notebooks_with_badges(folder: Path) -> list[Path]:
+    """The six chapters, the appendix and the solutions: each opens on Colab from its badge."""
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + [folder / "appendix_under_the_hood.ipynb",
+                                                        folder / "solutions.ipynb"]
+
+
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "notebooks"
-    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+    for path in notebooks_with_badges(folder):
         print(f"{path.name}: {'updated' if apply_to_notebook(path) else 'up to date'}")
 
 

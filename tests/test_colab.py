@@ -13,13 +13,16 @@ from course_utils import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+WITH_BADGES = colab.notebooks_with_badges(ROOT / "notebooks")
 
 
-def test_there_are_six_chapters():
+def test_there_are_six_chapters_and_two_more_notebooks_with_badges():
     assert [path.name[:2] for path in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+    assert WITH_BADGES[6:] == [ROOT / "notebooks" / "appendix_under_the_hood.ipynb", ROOT / "notebooks" / "solutions.ipynb"]
+    assert all(path.is_file() for path in WITH_BADGES)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WITH_BADGES, ids=lambda p: p.name)
 def test_badge_points_at_its_own_notebook(path):
     first = nbformat.read(path, as_version=4).cells[0]
     assert first.cell_type == "markdown"
@@ -29,7 +32,7 @@ def test_badge_points_at_its_own_notebook(path):
     assert f"github/{colab.REPO_SLUG}/blob/" in links[0]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WITH_BADGES, ids=lambda p: p.name)
 def test_bootstrap_cell_and_gpu_hint(path):
     notebook = nbformat.read(path, as_version=4)
     bootstrap = notebook.cells[1]
@@ -93,7 +96,7 @@ REPOSITORY_LINK = re.compile(r"https?://(?:github\.com|raw\.githubusercontent\.c
                              r"/[^\s\"')]+")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WITH_BADGES, ids=lambda p: p.name)
 def test_badge_bootstrap_and_links_name_one_slug_and_ref(path):
     sources = [cell.source for cell in nbformat.read(path, as_version=4).cells]
     links = [link for source in sources for link in REPOSITORY_LINK.findall(source)]
@@ -104,7 +107,7 @@ def test_badge_bootstrap_and_links_name_one_slug_and_ref(path):
         assert not re.search(r"@main\b|/blob/main/|githubusercontent\.com/[^/]+/[^/]+/main/", source)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", WITH_BADGES, ids=lambda p: p.name)
 def test_figures_are_embedded_copies_of_the_files_in_assets(path):
     """A relative ../assets path breaks on Colab and in a Drive copy; a URL breaks offline."""
     markdown = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "markdown"]

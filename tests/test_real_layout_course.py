@@ -51,7 +51,7 @@ class MirrorHandler(SimpleHTTPRequestHandler):
 def mirror(tmp_path_factory):
     """A static file server on 127.0.0.1 holding only ``wiki_crop.tar``."""
     folder = tmp_path_factory.mktemp("mirror")
-    built = build_mini_wiki(tmp_path_factory.mktemp("build"), n_entries=ENTRIES, seed=1, workers=1, progress=False)
+    built = build_mini_wiki(tmp_path_factory.mktemp("build"), n_entries=ENTRIES, seed=1, workers=2, progress=False)
     repack_as_real_archive(built, folder / "wiki_crop.tar")
     built.unlink()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(MirrorHandler, directory=str(folder)))
