@@ -19,21 +19,29 @@ export PYTHONUNBUFFERED := 1
 
 setup: $(VENV)/.installed
 
-# pip 25.1 or newer reads pyproject's dependency groups (--group); the lock constrains every package.
-$(VENV)/.installed: pyproject.toml $(LOCK)
+# uv, from its own small venv, installs into .venv (which keeps its pip): the lock constrains every
+# package. It is given the indexes pip is configured with (scripts/uv_index_options.py), since it reads
+# no pip configuration, and it compiles the bytecode that pip would.
+UV_VENV := .venv-uv
+UV := $(UV_VENV)/bin/uv
+UV_INSTALL = $(UV) pip install --quiet --compile-bytecode $(shell $(PYTHON) scripts/uv_index_options.py)
+
+$(UV):
+	test -x $(UV_VENV)/bin/python || $(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
 	@$(PY) -c 'import torch' 2>/dev/null || $(PYTHON) scripts/check_disk_space.py $(CURDIR) --need-gib $(SETUP_NEEDS_GIB)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --constraint $(LOCK) --group torch -e '.[dev]'
+	$(UV_INSTALL) --python $(PY) --constraint $(LOCK) --group torch -e '.[dev]'
 	touch $@
 
 # The lock for Python 3.11.5 and newer on every platform, one version of each package where it can
-# (`fewest`): the course's, the dev tools' and the site's. uv runs from its own venv; it needs PyPI.
+# (`fewest`): the course's, the dev tools' and the site's. It needs PyPI.
 # `make lock` keeps the versions already locked; `make lock LOCK_OPTIONS=--upgrade` takes the newest.
 LOCK_OPTIONS ?=
-lock:
-	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv==$(UV_VERSION); }
-	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --group torch --group site --universal \
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra dev --group torch --group site --universal \
 		--fork-strategy fewest --python-version 3.11.5 --custom-compile-command "make lock" $(LOCK_OPTIONS) -o $(LOCK)
 
 # Each run starts from an empty course home, as the nbval run does, so the
@@ -70,10 +78,9 @@ SITE_VENV := .venv-site
 site: $(SITE_VENV)/.installed
 	$(SITE_VENV)/bin/python book/build_site.py
 
-$(SITE_VENV)/.installed: pyproject.toml $(LOCK)
+$(SITE_VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
 	test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV)
-	$(SITE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SITE_VENV)/bin/python -m pip install --quiet --constraint $(LOCK) --group site
+	$(UV_INSTALL) --python $(SITE_VENV)/bin/python --constraint $(LOCK) --group site
 	touch $@
 
 test: setup
@@ -89,6 +96,7 @@ benchmarks: setup
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/slider_latency.py
+	$(PY) benchmarks/setup_install.py
 
 clean:
 	rm -rf .course_data test-artifacts _build
