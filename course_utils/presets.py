@@ -37,7 +37,7 @@ class RunPreset:
 PRESETS = {
     "course-cpu": RunPreset("chapters 2 and 4 on a CPU: short runs that show the method; the shipped models "
                             "carry the results", gan_steps=120, gan_width=32, gan_batch=64, encoder_steps=100,
-                            classifier_epochs=6, seconds_per_step=0.3),
+                            encoder_batch=64, classifier_epochs=6, seconds_per_step=0.3),
     "course-gpu": RunPreset("chapters 2 and 4 on a GPU: about as long as the shipped models",
                             gan_steps=6500, gan_width=32, gan_batch=64, encoder_steps=6000, classifier_epochs=6),
     "real-cpu": RunPreset("real IMDB-WIKI on a CPU: longer than mini-wiki, and still short", gan_steps=3000,

@@ -165,20 +165,26 @@ def _held_out_predictions(
     return torch.cat(z_all), torch.cat(z_hat_all)
 
 
+def _unexplained(z: torch.Tensor, z_hat: torch.Tensor) -> float:
+    return float(F.mse_loss(z_hat, z) / z.var())
+
+
+def _r2(z: torch.Tensor, z_hat: torch.Tensor) -> np.ndarray:
+    residual = ((z - z_hat) ** 2).sum(0)
+    total = ((z - z.mean(0)) ** 2).sum(0)
+    return (1 - residual / total).numpy()
+
+
 def unexplained_variance(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0,
                          scheme: str | None = None) -> float:
     """MSE(E(G(z, y)), z) / Var(z) on ``n`` fresh held-out pairs: the share of z not recovered."""
-    z, z_hat = _held_out_predictions(encoder, generator, n, seed, scheme=scheme)
-    return float(F.mse_loss(z_hat, z) / z.var())
+    return _unexplained(*_held_out_predictions(encoder, generator, n, seed, scheme=scheme))
 
 
 def latent_r2(encoder: nn.Module, generator: nn.Module, n: int = 1024, seed: int = 0,
               scheme: str | None = None) -> np.ndarray:
     """Per-dimension R² of the encoder's z on ``n`` fresh held-out pairs, shape (z_dim,)."""
-    z, z_hat = _held_out_predictions(encoder, generator, n, seed, scheme=scheme)
-    residual = ((z - z_hat) ** 2).sum(0)
-    total = ((z - z.mean(0)) ** 2).sum(0)
-    return (1 - residual / total).numpy()
+    return _r2(*_held_out_predictions(encoder, generator, n, seed, scheme=scheme))
 
 
 def train_encoder(
@@ -224,6 +230,7 @@ def train_encoder(
                desc="Encoder", unit="step")
     window = LogWindow(step, config.batch_size * context.world_size)
     encoder.train()
+    held_out = None  # the last step's held-out (z, E(G(z, y))), reused for the final figures
     while step < config.steps:
         # Noise of step s on rank r is seeded by (seed, r, s): resuming needs no saved stream.
         noise.manual_seed(step_seed(config.seed, context.rank, step))
@@ -231,33 +238,40 @@ def train_encoder(
             window.add(encoder_step(train_model, frozen_generator, optimizer, config.batch_size, noise,
                                     image_loss_weight=config.image_loss_weight, scheme=config.condition))
         step += 1
-        _after_step(run, step, window, bar, history, encoder, frozen_generator, models, optimizers)
+        held_out = _after_step(run, step, window, bar, history, encoder, frozen_generator, models, optimizers)
     bar.close()
     finish_run(run, encoder=encoder)
 
-    final_unexplained = unexplained_variance(encoder, frozen_generator, config.eval_pairs, config.seed,
-                                             config.condition)
-    r2 = latent_r2(encoder, frozen_generator, config.eval_pairs, config.seed, config.condition)
+    if held_out is None:  # a finished run resumed, or a rank that does not evaluate
+        held_out = _held_out_predictions(encoder, frozen_generator, config.eval_pairs, config.seed,
+                                         scheme=config.condition)
+    final_unexplained, r2 = _unexplained(*held_out), _r2(*held_out)
     encoder = unwrap(encoder).to("cpu", memory_format=torch.contiguous_format).eval()
     return EncoderResult(encoder, _history_frame(history), run.checkpoint_path, final_unexplained, r2)
 
 
 def _after_step(run, step: int, window: LogWindow, bar, history: list[dict], encoder, frozen_generator,
-                models: dict, optimizers: dict) -> None:
-    """Log (with the held-out unexplained variance every ``eval_every`` steps) and checkpoint in turn."""
+                models: dict, optimizers: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Log (with the held-out unexplained variance every ``eval_every`` steps) and checkpoint in turn.
+
+    Returns the held-out predictions when it evaluated the last step, else None."""
     config, last = run.config, step == run.config.steps
+    held_out = None
     if step % config.log_every == 0 or last:
         (z_mse, image_mse), rate = window.close(step)
         row = {"step": step, "loss": z_mse, "image_loss": image_mse,
                "unexplained_variance": float("nan"), "images_per_s": rate}
         if run.context.is_main and (step % config.eval_every == 0 or last):
-            row["unexplained_variance"] = unexplained_variance(encoder, frozen_generator, config.eval_pairs,
-                                                               config.seed, config.condition)
+            predictions = _held_out_predictions(encoder, frozen_generator, config.eval_pairs, config.seed,
+                                                scheme=config.condition)
+            row["unexplained_variance"] = _unexplained(*predictions)
+            held_out = predictions if last else None
         history.append(row)
         bar.set_postfix(loss=f"{z_mse:.3f}", img_s=f"{rate:.0f}")
         bar.update(step - bar.n)
     if step % config.checkpoint_every == 0 or last:
         save_run(run, "encoder", step, models, optimizers, _history_frame(history))
+    return held_out
 
 
 def _history_frame(rows: list[dict]) -> pd.DataFrame:

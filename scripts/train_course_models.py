@@ -61,6 +61,9 @@ SIZES = {
         "axis_encoder": Schedule(chunk=10, minimum=10, cap=20, window=1),
     },
 }
+# The encoders' batch: the shipped ones trained on 128 pairs a step (their cards record it), twice the
+# course-cpu preset's short run; tiny runs keep their preset's.
+ENCODER_BATCH = {"course": 128, "tiny": None}
 # How many held-out faces the GAN's ground-truth probe fits, with how many refinement steps, and how many
 # renders per group the conditioning report judges.
 PROBE_SIZES = {"course": {"n_faces": 96, "refine_steps": 150, "renders_per_group": 500},
@@ -282,6 +285,9 @@ class Trainer:
         from course_utils.train_encoder import train_encoder
 
         kind = "encoder" if name == "encoder" else "axis_encoder"
+
+        if ENCODER_BATCH[self.size] is not None:
+            overrides = {"batch_size": ENCODER_BATCH[self.size], **overrides}
 
         def train_to(stop: int):
             config = self.course.encoder_config(generator, steps=stop, threads=self.threads,
