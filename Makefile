@@ -15,7 +15,7 @@ COURSE_HOME ?= $(CURDIR)/.course_data/course
 TEST_HOME ?= $(CURDIR)/.course_data/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup course test unit nbval browser lab benchmarks clean lock site
+.PHONY: setup course test unit nbval browser chromium lab benchmarks clean lock site
 
 setup: $(VENV)/.installed
 
@@ -67,9 +67,11 @@ nbval: setup
 # Chapter 5 in JupyterLab + headless Chromium, on a copy of the course home the nbval run
 # left (no retraining); tests/test_standalone.py proves a chapter also runs on an empty home.
 # Also chapter 5's page of the built site (tests/test_site_browser.py): `make site` first.
-browser: setup
-	bash scripts/ensure_chromium.sh
+browser: setup chromium
 	FACE_AGING_BROWSER_HOME=$(TEST_HOME)/nbval $(PY) -m pytest tests -m browser -q
+
+chromium:
+	bash scripts/ensure_chromium.sh
 
 # The course site (Jupyter Book 1) from the committed notebooks, not re-executed, into _build/html.
 # Its own venv from the lock (pyproject's `site` group; no torch). Fails on any Sphinx warning and
@@ -83,9 +85,11 @@ $(SITE_VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
 	$(UV_INSTALL) --python $(SITE_VENV)/bin/python --constraint $(LOCK) --group site
 	touch $@
 
+# The site build and the Chromium check mostly wait on the disk and the network, so they run beside the
+# unit tests; each one's output is printed whole when it ends.
 test: setup
-	$(MAKE) unit
-	$(MAKE) site
+	@echo "unit tests, site build and Chromium check side by side; each one's output follows when it ends"
+	$(MAKE) -j3 --output-sync=target unit site chromium
 	$(MAKE) nbval
 	$(MAKE) browser
 

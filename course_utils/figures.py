@@ -4,13 +4,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 
 def show_image_rows(rows: list[torch.Tensor], titles: list[str], nrow: int = 8, row_height: float = 1.8) -> None:
     """Show image batches (N, 3, H, W) in [-1, 1] one under another, each as a titled grid of ``nrow`` columns."""
     if len(rows) != len(titles):
         raise ValueError(f"{len(rows)} rows but {len(titles)} titles")
+    from torchvision.utils import make_grid  # imported here: torchvision's import costs seconds (torch._dynamo)
+
     fig, axes = plt.subplots(len(rows), 1, figsize=(12, row_height * len(rows)))
     for ax, images, title in zip(np.atleast_1d(axes), rows, titles):
         grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)

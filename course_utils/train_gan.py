@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
-from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from . import paths
@@ -439,6 +438,8 @@ class _GanLoop:
             bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}", img_s=f"{rate:.0f}")
             bar.update(step - bar.n)
         if (step % config.sample_every == 0 or last) and self.run.context.is_main:
+            from torchvision.utils import save_image  # here: torchvision's import costs seconds (torch._dynamo)
+
             images = render_samples(self.generator, self.fixed_z, self.fixed_condition, self.run.autocast)
             self.samples_dir.mkdir(parents=True, exist_ok=True)
             save_image(images, self.samples_dir / f"step_{step:06d}.png", nrow=config.n_sample_noise,

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from course_utils.checkpoints import load_checkpoint
+from course_utils.conditions import THERMOMETER_THRESHOLDS
 from course_utils.distributed import DistributedContext, wrap_ddp
 from course_utils.train_gan import FaceBatches
 
@@ -104,13 +105,16 @@ def test_torchrun_gloo_trains_identical_replicas_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme", ["thermometer", "six-groups"])
-def test_torchrun_trains_an_age_axis_scheme(tmp_path, scheme):
-    """``train-gan --condition`` under torchrun: identical replicas, and the checkpoint records the scheme."""
+def test_torchrun_trains_an_age_axis_scheme(tmp_path):
+    """``train-gan --condition`` under torchrun: identical replicas, and the checkpoint records the scheme.
+
+    The thermometer's many-hot code is the one condition unlike the age groups' one-hot code that the test
+    above trains; six-groups is one-hot too, so a launch of its own would repeat that path."""
+    scheme = "thermometer"
     torchrun("train-gan", "--condition", scheme, "--synthetic-data", "48", "--image-size", "32", "--width", "4",
              "--z-dim", "8", "--batch-size", "8", "--steps", "3", "--log-every", "1", "--sample-every", "3",
              "--digest-file", str(tmp_path / "gan"), out=tmp_path)
     digests = rank_digests(tmp_path / "gan")
     assert digests[0] == digests[1]
     config = load_checkpoint(tmp_path / "gan.pt", "gan")["config"]
-    assert config["condition"] == scheme and config["n_classes"] == {"thermometer": 7, "six-groups": 6}[scheme]
+    assert config["condition"] == scheme and config["n_classes"] == len(THERMOMETER_THRESHOLDS)
