@@ -50,7 +50,7 @@ course: setup
 	$(PY) scripts/run_course.py --home $(COURSE_HOME)
 
 unit: setup
-	env $(UNIT_ENV) FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
+	env $(THREADS_ENV) FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
 
 # The options live in pyproject.toml, so `pytest --nbval notebooks/` typed by hand does the same.
 # The chapters run under CPU kernels other than those `make course` used for the committed
@@ -62,7 +62,7 @@ nbval: setup
 	rm -rf $(TEST_HOME)/nbval
 	@test -n "$(NBVAL_KERNELS)" || { echo "scripts/other_kernels.py printed nothing"; exit 1; }
 	@echo "nbval kernels: $(NBVAL_KERNELS)"
-	env $(NBVAL_KERNELS) FACE_AGING_HOME=$(TEST_HOME)/nbval $(PY) -m pytest --nbval -q notebooks
+	env $(NBVAL_KERNELS) $(THREADS_ENV) FACE_AGING_HOME=$(TEST_HOME)/nbval $(PY) -m pytest --nbval -q notebooks
 
 # Chapter 5 in JupyterLab + headless Chromium, on a copy of the course home the nbval run
 # left (no retraining); tests/test_standalone.py proves a chapter also runs on an empty home.
@@ -85,17 +85,16 @@ $(SITE_VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
 	$(UV_INSTALL) --python $(SITE_VENV)/bin/python --constraint $(LOCK) --group site
 	touch $@
 
-# The unit tests and the notebooks run side by side: the notebooks on every CPU thread (torch's default),
-# the unit tests on half of them (OMP_NUM_THREADS; one on 2 cores), so the notebooks, the longer of the
-# two, get the whole machine once the unit tests end. The site build and the Chromium check, which mostly
-# wait on the disk and the network, join them. Each one's output is printed whole when it ends.
+# The unit tests and the notebooks run side by side, each on half the CPU threads (OMP_NUM_THREADS; one
+# each on 2 cores), so neither waits on the other's threads. The site build and the Chromium check, which
+# mostly wait on the disk and the network, join them. Each one's output is printed whole when it ends.
 # The browser tests follow, on the home the nbval run left.
-HALF_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n / 2 : 1 )))
-UNIT_ENV ?=
+SUITE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n / 2 : 1 )))
+THREADS_ENV ?=
 test: setup
-	@echo "unit tests ($(HALF_THREADS) thread(s)), notebooks (nbval), site build and Chromium check side by side;"
+	@echo "unit tests, notebooks (nbval), site build and Chromium check side by side, $(SUITE_THREADS) thread(s) per suite;"
 	@echo "each one's output follows when it ends"
-	$(MAKE) -j4 --output-sync=target unit nbval site chromium UNIT_ENV=OMP_NUM_THREADS=$(HALF_THREADS)
+	$(MAKE) -j4 --output-sync=target unit nbval site chromium THREADS_ENV=OMP_NUM_THREADS=$(SUITE_THREADS)
 	$(MAKE) browser
 
 lab: setup
