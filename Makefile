@@ -50,7 +50,7 @@ course: setup
 	$(PY) scripts/run_course.py --home $(COURSE_HOME)
 
 unit: setup
-	env $(THREADS_ENV) FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
+	FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
 
 # The options live in pyproject.toml, so `pytest --nbval notebooks/` typed by hand does the same.
 # The chapters run under CPU kernels other than those `make course` used for the committed
@@ -62,7 +62,7 @@ nbval: setup
 	rm -rf $(TEST_HOME)/nbval
 	@test -n "$(NBVAL_KERNELS)" || { echo "scripts/other_kernels.py printed nothing"; exit 1; }
 	@echo "nbval kernels: $(NBVAL_KERNELS)"
-	env $(NBVAL_KERNELS) $(THREADS_ENV) FACE_AGING_HOME=$(TEST_HOME)/nbval $(PY) -m pytest --nbval -q notebooks
+	env $(NBVAL_KERNELS) FACE_AGING_HOME=$(TEST_HOME)/nbval $(PY) -m pytest --nbval -q notebooks
 
 # Chapter 5 in JupyterLab + headless Chromium, on a copy of the course home the nbval run
 # left (no retraining); tests/test_standalone.py proves a chapter also runs on an empty home.
@@ -85,16 +85,12 @@ $(SITE_VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
 	$(UV_INSTALL) --python $(SITE_VENV)/bin/python --constraint $(LOCK) --group site
 	touch $@
 
-# The unit tests and the notebooks run side by side, each on half the CPU threads (OMP_NUM_THREADS; one
-# each on 2 cores), so neither waits on the other's threads. The site build and the Chromium check, which
-# mostly wait on the disk and the network, join them. Each one's output is printed whole when it ends.
-# The browser tests follow, on the home the nbval run left.
-SUITE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 1 ? n / 2 : 1 )))
-THREADS_ENV ?=
+# The site build and the Chromium check mostly wait on the disk and the network, so they run beside the
+# unit tests; each one's output is printed whole when it ends.
 test: setup
-	@echo "unit tests, notebooks (nbval), site build and Chromium check side by side, $(SUITE_THREADS) thread(s) per suite;"
-	@echo "each one's output follows when it ends"
-	$(MAKE) -j4 --output-sync=target unit nbval site chromium THREADS_ENV=OMP_NUM_THREADS=$(SUITE_THREADS)
+	@echo "unit tests, site build and Chromium check side by side; each one's output follows when it ends"
+	$(MAKE) -j3 --output-sync=target unit site chromium
+	$(MAKE) nbval
 	$(MAKE) browser
 
 lab: setup
