@@ -15,7 +15,7 @@ COURSE_HOME ?= $(CURDIR)/.course_data/course
 TEST_HOME ?= $(CURDIR)/.course_data/test
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup course test unit nbval browser chromium lab benchmarks clean lock site
+.PHONY: setup course test unit unit-slow unit-quick nbval browser chromium lab benchmarks clean lock site
 
 setup: $(VENV)/.installed
 
@@ -49,8 +49,16 @@ lock: | $(UV)
 course: setup
 	$(PY) scripts/run_course.py --home $(COURSE_HOME)
 
-unit: setup
-	FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not browser" -q
+# Two pytest processes, each in its own course home: the end-to-end tests (marked slow: notebooks
+# executed, torchrun, the training script) and the rest, which mostly run Python on one core. With
+# `make -j` (as `make test` runs them) they share the two cores.
+unit: unit-slow unit-quick
+
+unit-slow: setup
+	FACE_AGING_HOME=$(TEST_HOME)/unit-slow $(PY) -m pytest tests -m "slow and not browser" -q
+
+unit-quick: setup
+	FACE_AGING_HOME=$(TEST_HOME)/unit $(PY) -m pytest tests -m "not slow and not browser" -q
 
 # The options live in pyproject.toml, so `pytest --nbval notebooks/` typed by hand does the same.
 # The chapters run under CPU kernels other than those `make course` used for the committed
@@ -85,11 +93,11 @@ $(SITE_VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
 	$(UV_INSTALL) --python $(SITE_VENV)/bin/python --constraint $(LOCK) --group site
 	touch $@
 
-# The site build and the Chromium check mostly wait on the disk and the network, so they run beside the
-# unit tests; each one's output is printed whole when it ends.
+# The two unit-test processes, the site build and the Chromium check (which mostly wait on the disk and
+# the network) run side by side; each one's output is printed whole when it ends.
 test: setup
-	@echo "unit tests, site build and Chromium check side by side; each one's output follows when it ends"
-	$(MAKE) -j3 --output-sync=target unit site chromium
+	@echo "unit tests (two processes), site build and Chromium check side by side; each one's output follows when it ends"
+	$(MAKE) -j4 --output-sync=target unit-slow unit-quick site chromium
 	$(MAKE) nbval
 	$(MAKE) browser
 
